@@ -1,0 +1,3 @@
+"""voxmeter: a self-hostable usage-metering service speaking the wolkvox API v2."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""``voxmeter serve`` and ``voxmeter demo``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import uvicorn
+
+from voxmeter.cli._common import info, prepare_schema, settings, with_store
+from voxmeter.metering import tokens
+from voxmeter.metering.clock import system_clock
+from voxmeter.metering.demo import DEMO_OPERATION, month_of_usage
+from voxmeter.metering.models import Scope
+from voxmeter.metering.usage import Window, validate_event
+from voxmeter.storage.base import Store
+
+
+def _serve(host: str, port: int, workers: int) -> None:
+    url = settings().database_url
+    prepare_schema(url)
+    # Workers are separate processes: they read their settings from the
+    # environment, which is where the CLI's own options were put.
+    uvicorn.run(
+        "voxmeter.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+_HOST = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+_PORT = click.option("--port", type=int, default=8000, show_default=True, help="Port to bind.")
+_WORKERS = click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Worker processes; they share the database and its limits.",
+)  # fmt: skip
+
+
+@click.command()
+@_HOST
+@_PORT
+@_WORKERS
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the wolkvox-compatible API."""
+    _serve(host, port, workers)
+
+
+@click.command()
+@click.option(
+    "--database", default="voxmeter-demo.db", show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file for the demo; replaced if it exists.",
+)  # fmt: skip
+@_HOST
+@_PORT
+@click.option("--no-serve", is_flag=True, help="Build the demo database and exit.")
+def demo(database: Path, host: str, port: int, no_serve: bool) -> None:
+    """Build a demo operation with a month of usage, print a token, and serve it."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    os.environ["VOXMETER_DATABASE_URL"] = f"sqlite:///{database}"
+    token_id, secret = tokens.mint()
+    now = system_clock()
+
+    async def build(store: Store) -> int:
+        operation = await store.create_operation(DEMO_OPERATION, now)
+        await store.create_token(
+            token_id, operation.id, tokens.secret_hash(secret), Scope.REPORT, "demo", now
+        )
+        window = Window.open_month(operation, now, settings())
+        events = [
+            validate_event(raw, operation, window)
+            for raw in month_of_usage(operation.timezone, now)
+        ]
+        await store.record_events(operation.id, events, now)
+        return len(events)
+
+    count = with_store(build)
+    info(f"demo operation {DEMO_OPERATION.name!r} with {count} usage events in {database}")
+    info(f"report token ({token_id}):")
+    click.echo(secret)
+    info("try:")
+    info(
+        f"  curl -s -H 'wolkvox-token: {secret}' "
+        f"'http://{host}:{port}/api/v2/billing.php?api=ivr_calls'"
+    )
+    if not no_serve:
+        _serve(host, port, 1)

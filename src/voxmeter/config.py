@@ -1,0 +1,53 @@
+"""Settings, read from ``VOXMETER_*`` environment variables.
+
+Every limit has the default the wolkvox documentation states; docs/limits.md
+lists them with the variable that changes each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///voxmeter.db"
+    # Token discipline (documented limits).
+    enforce_limits: bool = True
+    concurrency_per_token: int = 2
+    calls_per_license: int = 1000
+    time_limit_seconds: float = 60.0
+    max_records_down: int = 60_000
+    max_result_bytes: int = 256 * 1024 * 1024
+    max_range_days: int = 31
+    # Ingestion.
+    max_events_up: int = 10_000
+    max_body_bytes: int = 32 * 1024 * 1024
+    previous_month_grace_hours: float = 48.0
+    future_skew_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``VOXMETER_<FIELD>`` variables, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(f"VOXMETER_{field.name.upper()}")
+            if raw is None:
+                continue
+            kind: Callable[[str], Any] = type(field.default)
+            if kind is bool:
+                values[field.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                try:
+                    values[field.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(
+                        f"VOXMETER_{field.name.upper()}={raw!r} is not a valid"
+                        f" {type(field.default).__name__}"
+                    ) from None
+        values.update(overrides)
+        return cls(**values)

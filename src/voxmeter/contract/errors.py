@@ -1,0 +1,95 @@
+"""The platform's refusals: HTTP status, ``error`` word and upper-case ``msg``.
+
+The status always equals the envelope's ``code``. Clients written for wolkvox
+tell refusals apart by ``msg`` (every over-limit answer is a 403), so these
+texts are part of the contract and must not be reworded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR_WORDS = {
+    400: "BAD REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT FOUND",
+    405: "METHOD NOT ALLOWED",
+    413: "PAYLOAD TOO LARGE",
+    415: "UNSUPPORTED MEDIA TYPE",
+    500: "INTERNAL SERVER ERROR",
+    503: "SERVICE UNAVAILABLE",
+    504: "GATEWAY TIMEOUT",
+}
+
+# The vendor's documented messages.
+API_DOES_NOT_EXIST = "THE API YOU WANT TO CONSULT DOES NOT EXIST"
+PARAMETERS_REQUIRED = "SOME PARAMETERS ARE REQUIRED"
+ENTER_TOKEN = "PLEASE ENTER THE WOLKVOX-TOKEN"
+VALIDATE_TOKEN = "PLEASE VALIDATE TOKEN"
+TOKEN_LIMIT_EXCEEDED = "TOKEN LIMIT EXCEEDED"
+SIMULTANEOUS_REQUESTS = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN ({limit})"
+
+# voxmeter's own, in the same style.
+INVALID_PARAMETERS = "INVALID PARAMETERS"
+METHOD_NOT_ALLOWED = "METHOD NOT ALLOWED"
+NOT_FOUND = "THE RESOURCE YOU REQUESTED DOES NOT EXIST"
+TOKEN_SCOPE = "THIS TOKEN IS NOT ALLOWED TO USE THIS API"
+TIME_LIMIT_EXCEEDED = "THE API CONSUMPTION TIME LIMIT WAS EXCEEDED"
+INTERNAL_ERROR = "AN INTERNAL ERROR OCCURRED"
+
+
+class ApiError(Exception):
+    """A refusal answered in the envelope with ``status`` as both HTTP status and code."""
+
+    def __init__(
+        self,
+        status: int,
+        msg: str,
+        data: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.msg = msg
+        self.data: list[Any] = data if data is not None else []
+        self.headers: dict[str, str] = headers or {}
+
+    @property
+    def error(self) -> str:
+        return _ERROR_WORDS.get(self.status, "ERROR")
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status}, {self.msg!r})"
+
+
+def api_does_not_exist() -> ApiError:
+    return ApiError(400, API_DOES_NOT_EXIST)
+
+
+def parameters_required(*names: str) -> ApiError:
+    return ApiError(400, PARAMETERS_REQUIRED, [{"parameter": name} for name in names])
+
+
+def invalid_parameter(name: str, reason: str) -> ApiError:
+    return ApiError(400, INVALID_PARAMETERS, [{"parameter": name, "reason": reason}])
+
+
+def enter_token() -> ApiError:
+    return ApiError(401, ENTER_TOKEN)
+
+
+def validate_token() -> ApiError:
+    return ApiError(403, VALIDATE_TOKEN)
+
+
+def wrong_scope() -> ApiError:
+    return ApiError(403, TOKEN_SCOPE)
+
+
+def method_not_allowed(allowed: str) -> ApiError:
+    return ApiError(405, METHOD_NOT_ALLOWED, headers={"Allow": allowed})
+
+
+def not_found() -> ApiError:
+    return ApiError(404, NOT_FOUND)

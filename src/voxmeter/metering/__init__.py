@@ -1,0 +1,1 @@
+"""The metering domain: tokens, validation of usage, reports from the ledger."""

@@ -1,0 +1,65 @@
+"""Backend-neutral ledger arithmetic: sorting a batch out, folding it into rollups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from voxmeter.metering.models import LedgerEvent, RecordOutcome
+
+
+def classify(
+    events: Sequence[LedgerEvent], stored: Mapping[str, bytes]
+) -> tuple[RecordOutcome, list[LedgerEvent]]:
+    """Sort a batch against the fingerprints already stored under its ids.
+
+    Returns the outcome and the events to insert. An id seen earlier in the
+    same batch counts as stored, so a batch cannot conflict with itself
+    unnoticed. When there is any conflict the caller stores nothing.
+    """
+    outcome = RecordOutcome()
+    seen = dict(stored)
+    fresh: list[LedgerEvent] = []
+    for index, event in enumerate(events):
+        known = seen.get(event.event_id)
+        if known is None:
+            seen[event.event_id] = event.fingerprint
+            fresh.append(event)
+            outcome.accepted.append(index)
+        elif known == event.fingerprint:
+            outcome.duplicates.append(index)
+        else:
+            outcome.conflicts.append(index)
+    return outcome, fresh
+
+
+@dataclass(slots=True)
+class RollupChange:
+    """What a batch adds to one (meter, day) rollup row."""
+
+    total: int = 0
+    count: int = 0
+    gauge_value: int | None = None
+    gauge_at: datetime | None = None
+
+
+def fold(
+    events: Sequence[LedgerEvent], gauges: frozenset[str]
+) -> dict[tuple[str, date], RollupChange]:
+    """Per (meter, day): the sum and count, and for gauges the latest value.
+
+    Among gauge events at the same instant the later one in the batch wins,
+    matching the ledger's insertion order.
+    """
+    changes: dict[tuple[str, date], RollupChange] = {}
+    for event in events:
+        change = changes.setdefault((event.meter, event.day), RollupChange())
+        change.count += 1
+        if event.meter in gauges:
+            if change.gauge_at is None or event.occurred_at >= change.gauge_at:
+                change.gauge_value = event.quantity
+                change.gauge_at = event.occurred_at
+        else:
+            change.total += event.quantity
+    return changes

@@ -1,0 +1,117 @@
+"""The records voxmeter keeps, as the storage layer hands them over."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+
+class Scope(enum.StrEnum):
+    """What a token may do: read reports, or push usage."""
+
+    REPORT = "report"
+    INGEST = "ingest"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    id: int
+    name: str
+    server_id: str
+    timezone: str
+    licenses: int
+    pbx: int
+    services: frozenset[str]
+    created_at: datetime
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar day ``moment`` falls on in the operation's own time zone."""
+        return moment.astimezone(self.zone).date()
+
+
+@dataclass(frozen=True, slots=True)
+class NewOperation:
+    name: str
+    licenses: int
+    server_id: str = "0001"
+    timezone: str = "America/Bogota"
+    pbx: int = 0
+    services: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationChanges:
+    """Fields to change on an operation; ``None`` leaves a field as it is."""
+
+    licenses: int | None = None
+    server_id: str | None = None
+    timezone: str | None = None
+    pbx: int | None = None
+    services: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token's public record; the secret itself is never kept."""
+
+    id: str
+    operation_id: int
+    scope: Scope
+    description: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who an authenticated request acts for."""
+
+    token: Token
+    operation: Operation
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A principal with the hash its secret must match."""
+
+    principal: Principal
+    secret_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """A validated usage event, ready to be stored.
+
+    ``quantity`` is scaled to the meter's kind (thousandths for minutes);
+    ``day`` is the operation-local day the event counts on; ``fingerprint``
+    identifies the payload so a resend can be told from a conflicting reuse
+    of the same id.
+    """
+
+    event_id: str
+    meter: str
+    quantity: int
+    occurred_at: datetime
+    day: date
+    attributes: str | None
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What became of each event of a batch, by position in the batch."""
+
+    accepted: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    conflicts: list[int] = field(default_factory=list)

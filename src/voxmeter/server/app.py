@@ -1,0 +1,74 @@
+"""The ASGI application: routes, error envelopes, store lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from voxmeter.config import Settings
+from voxmeter.contract import errors
+from voxmeter.metering.clock import Clock, system_clock
+from voxmeter.server import reports, responses
+from voxmeter.server.runtime import Runtime
+from voxmeter.storage import open_store
+
+log = logging.getLogger("voxmeter.server")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ApiError)
+    return responses.failure(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "GET")
+        return responses.failure(errors.method_not_allowed(allowed))
+    if exc.status_code == 404:
+        return responses.failure(errors.not_found())
+    return responses.failure(errors.ApiError(exc.status_code, str(exc.detail).upper()))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return responses.failure(errors.ApiError(500, errors.INTERNAL_ERROR))
+
+
+def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> Starlette:
+    """The voxmeter application; it opens its store when the server starts it."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await open_store(settings.database_url)
+        app.state.runtime = Runtime(settings=settings, clock=clock, store=store)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return Starlette(
+        routes=[
+            Route("/api/v2/billing.php", reports.billing, methods=["GET"]),
+            Route("/api/v2/information.php", reports.information, methods=["GET"]),
+        ],
+        exception_handlers={
+            errors.ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory``: each worker process builds its own app."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,23 @@
+"""What every request handler needs: the store, the settings, the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from voxmeter.config import Settings
+from voxmeter.metering.clock import Clock
+from voxmeter.storage.base import Store
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    store: Store
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

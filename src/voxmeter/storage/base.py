@@ -1,0 +1,114 @@
+"""The storage interface every backend implements.
+
+The server, the CLI and the tests speak only to :class:`Store`; SQLite and
+PostgreSQL sit behind it and pass the same test-suite.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from voxmeter.metering.models import (
+    Credential,
+    LedgerEvent,
+    NewOperation,
+    Operation,
+    OperationChanges,
+    RecordOutcome,
+    Scope,
+    Token,
+)
+
+
+class StorageError(Exception):
+    """Base class of the errors a store raises on purpose."""
+
+
+class OperationExists(StorageError):
+    pass
+
+
+class UnknownOperation(StorageError):
+    pass
+
+
+class SchemaNotCurrent(StorageError):
+    """The database's schema is behind (or ahead of) this version of voxmeter."""
+
+
+class Store(abc.ABC):
+    """One database holding operations, tokens and the usage ledger."""
+
+    url: str
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # -- operations ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_operation(self, new: NewOperation, now: datetime) -> Operation:
+        """Raises :class:`OperationExists` when the name is taken."""
+
+    @abc.abstractmethod
+    async def update_operation(self, name: str, changes: OperationChanges) -> Operation:
+        """Raises :class:`UnknownOperation`."""
+
+    @abc.abstractmethod
+    async def get_operation(self, name: str) -> Operation | None: ...
+
+    @abc.abstractmethod
+    async def list_operations(self) -> list[Operation]: ...
+
+    # -- tokens ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_token(
+        self,
+        token_id: str,
+        operation_id: int,
+        secret_hash: bytes,
+        scope: Scope,
+        description: str,
+        now: datetime,
+    ) -> Token: ...
+
+    @abc.abstractmethod
+    async def find_credential(self, token_id: str) -> Credential | None:
+        """The active token ``token_id`` with its operation and stored secret hash."""
+
+    @abc.abstractmethod
+    async def list_tokens(self, operation_id: int) -> list[Token]: ...
+
+    @abc.abstractmethod
+    async def get_token(self, token_id: str) -> Token | None: ...
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_id: str, now: datetime) -> bool:
+        """False when no active token has that id."""
+
+    # -- usage -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_events(
+        self, operation_id: int, events: Sequence[LedgerEvent], now: datetime
+    ) -> RecordOutcome:
+        """Store the batch and update its rollups in one transaction.
+
+        Events whose id is already in the ledger with the same fingerprint are
+        duplicates and are skipped. If any id is already there (or earlier in
+        the batch) with a different fingerprint, nothing at all is stored and
+        the conflicts are returned.
+        """
+
+    @abc.abstractmethod
+    async def summed_total(
+        self, operation_id: int, meter: str, first_day: date, last_day: date
+    ) -> int:
+        """Sum of a counter or minutes meter over the days, inclusive (0 when none)."""
+
+    @abc.abstractmethod
+    async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
+        """The gauge's latest value on or before ``day``, or None if never set."""

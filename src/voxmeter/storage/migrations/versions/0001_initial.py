@@ -1,0 +1,90 @@
+"""Operations, tokens, the usage ledger and its daily rollups.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-24
+"""
+
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+# Times are UTC microseconds since the epoch; days are ISO dates in the
+# operation's own time zone, which is what every report groups by.
+SQLITE = [
+    """
+    CREATE TABLE operations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        server_id TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        licenses INTEGER NOT NULL CHECK (licenses >= 0),
+        pbx INTEGER NOT NULL DEFAULT 0 CHECK (pbx >= 0),
+        created_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE operation_services (
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        service TEXT NOT NULL,
+        PRIMARY KEY (operation_id, service)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        secret_hash BLOB NOT NULL UNIQUE,
+        scope TEXT NOT NULL CHECK (scope IN ('report', 'ingest')),
+        description TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+    )
+    """,
+    "CREATE INDEX tokens_operation ON tokens (operation_id)",
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        meter TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        attributes TEXT,
+        fingerprint BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        UNIQUE (operation_id, event_id)
+    )
+    """,
+    "CREATE INDEX events_by_day ON events (operation_id, meter, day)",
+    """
+    CREATE TABLE rollups (
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        meter TEXT NOT NULL,
+        day TEXT NOT NULL,
+        total INTEGER NOT NULL DEFAULT 0,
+        event_count INTEGER NOT NULL DEFAULT 0,
+        gauge_value INTEGER,
+        gauge_at INTEGER,
+        PRIMARY KEY (operation_id, meter, day)
+    ) WITHOUT ROWID
+    """,
+]
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    if dialect != "sqlite":
+        raise RuntimeError(f"no migration for the {dialect} dialect yet")
+    for statement in SQLITE:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for table in ("rollups", "events", "tokens", "operation_services", "operations"):
+        op.execute(f"DROP TABLE {table}")

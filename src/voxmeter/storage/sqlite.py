@@ -1,0 +1,324 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+Statements run synchronously on the event loop's thread: they are short
+primary-key reads and writes, and on this workload that beats a thread pool
+or aiosqlite by several times (see ``shared/perf-baseline.md``). Several
+worker processes may share the file; SQLite serialises their writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+
+from voxmeter.contract.meters import GAUGE_METERS
+from voxmeter.metering.ledger import classify, fold
+from voxmeter.metering.models import (
+    Credential,
+    LedgerEvent,
+    NewOperation,
+    Operation,
+    OperationChanges,
+    Principal,
+    RecordOutcome,
+    Scope,
+    Token,
+)
+from voxmeter.storage.base import OperationExists, Store, UnknownOperation
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# SQLite allows at most 32766 host parameters per statement.
+_IN_CHUNK = 900
+
+
+def to_micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in ``sqlite:///relative.db`` or ``sqlite:////absolute.db``."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a SQLite URL: {url!r}")
+    return url[len("sqlite:///") :]
+
+
+_OPERATION_COLUMNS = "o.id, o.name, o.server_id, o.timezone, o.licenses, o.pbx, o.created_at"
+_TOKEN_COLUMNS = (
+    "t.id, t.operation_id, t.scope, t.description, t.created_at, t.last_used_at, t.revoked_at"
+)
+
+
+class SQLiteStore(Store):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._db = sqlite3.connect(sqlite_path(url), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is safe against process crashes; ledger commits switch to
+        # FULL so an acknowledged batch also survives a power loss.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA foreign_keys=ON")
+
+    async def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from its start."""
+        if durable:
+            self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            if durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+
+    # -- operations ------------------------------------------------------
+
+    def _services(self, operation_id: int) -> frozenset[str]:
+        rows = self._db.execute(
+            "SELECT service FROM operation_services WHERE operation_id = ?", (operation_id,)
+        )
+        return frozenset(service for (service,) in rows)
+
+    def _operation(self, row: tuple[int, str, str, str, int, int, int]) -> Operation:
+        created = from_micros(row[6])
+        assert created is not None
+        return Operation(
+            id=row[0],
+            name=row[1],
+            server_id=row[2],
+            timezone=row[3],
+            licenses=row[4],
+            pbx=row[5],
+            services=self._services(row[0]),
+            created_at=created,
+        )
+
+    def _set_services(self, operation_id: int, services: frozenset[str]) -> None:
+        self._db.execute("DELETE FROM operation_services WHERE operation_id = ?", (operation_id,))
+        self._db.executemany(
+            "INSERT INTO operation_services (operation_id, service) VALUES (?, ?)",
+            [(operation_id, service) for service in sorted(services)],
+        )
+
+    async def create_operation(self, new: NewOperation, now: datetime) -> Operation:
+        try:
+            with self._write() as db:
+                (operation_id,) = db.execute(
+                    "INSERT INTO operations (name, server_id, timezone, licenses, pbx, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        new.name,
+                        new.server_id,
+                        new.timezone,
+                        new.licenses,
+                        new.pbx,
+                        to_micros(now),
+                    ),
+                ).fetchone()
+                self._set_services(operation_id, new.services)
+        except sqlite3.IntegrityError as exc:
+            raise OperationExists(new.name) from exc
+        operation = await self.get_operation(new.name)
+        assert operation is not None
+        return operation
+
+    async def update_operation(self, name: str, changes: OperationChanges) -> Operation:
+        with self._write() as db:
+            row = db.execute("SELECT id FROM operations WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownOperation(name)
+            (operation_id,) = row
+            db.execute(
+                "UPDATE operations SET licenses = coalesce(?, licenses),"
+                " server_id = coalesce(?, server_id), timezone = coalesce(?, timezone),"
+                " pbx = coalesce(?, pbx) WHERE id = ?",
+                (changes.licenses, changes.server_id, changes.timezone, changes.pbx, operation_id),
+            )
+            if changes.services is not None:
+                self._set_services(operation_id, changes.services)
+        operation = await self.get_operation(name)
+        assert operation is not None
+        return operation
+
+    async def get_operation(self, name: str) -> Operation | None:
+        row = self._db.execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations o WHERE o.name = ?", (name,)
+        ).fetchone()
+        return None if row is None else self._operation(row)
+
+    async def list_operations(self) -> list[Operation]:
+        rows = self._db.execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations o ORDER BY o.name"
+        ).fetchall()
+        return [self._operation(row) for row in rows]
+
+    # -- tokens ----------------------------------------------------------
+
+    @staticmethod
+    def _token(row: tuple[str, int, str, str, int, int | None, int | None]) -> Token:
+        created = from_micros(row[4])
+        assert created is not None
+        return Token(
+            id=row[0],
+            operation_id=row[1],
+            scope=Scope(row[2]),
+            description=row[3],
+            created_at=created,
+            last_used_at=from_micros(row[5]),
+            revoked_at=from_micros(row[6]),
+        )
+
+    async def create_token(
+        self,
+        token_id: str,
+        operation_id: int,
+        secret_hash: bytes,
+        scope: Scope,
+        description: str,
+        now: datetime,
+    ) -> Token:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO tokens (id, operation_id, secret_hash, scope, description, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (token_id, operation_id, secret_hash, scope.value, description, to_micros(now)),
+            )
+        token = await self.get_token(token_id)
+        assert token is not None
+        return token
+
+    async def find_credential(self, token_id: str) -> Credential | None:
+        row = self._db.execute(
+            f"SELECT {_TOKEN_COLUMNS}, {_OPERATION_COLUMNS}, t.secret_hash FROM tokens t"
+            " JOIN operations o ON o.id = t.operation_id"
+            " WHERE t.id = ? AND t.revoked_at IS NULL",
+            (token_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        principal = Principal(token=self._token(row[:7]), operation=self._operation(row[7:14]))
+        return Credential(principal=principal, secret_hash=row[14])
+
+    async def list_tokens(self, operation_id: int) -> list[Token]:
+        rows = self._db.execute(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens t WHERE t.operation_id = ?"
+            " ORDER BY t.created_at, t.id",
+            (operation_id,),
+        ).fetchall()
+        return [self._token(row) for row in rows]
+
+    async def get_token(self, token_id: str) -> Token | None:
+        row = self._db.execute(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens t WHERE t.id = ?", (token_id,)
+        ).fetchone()
+        return None if row is None else self._token(row)
+
+    async def revoke_token(self, token_id: str, now: datetime) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (to_micros(now), token_id),
+            )
+            return cursor.rowcount == 1
+
+    # -- usage -------------------------------------------------------------
+
+    def _stored_fingerprints(self, operation_id: int, event_ids: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(event_ids), _IN_CHUNK):
+            chunk = event_ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    "SELECT event_id, fingerprint FROM events"
+                    f" WHERE operation_id = ? AND event_id IN ({marks})",
+                    (operation_id, *chunk),
+                ).fetchall()
+            )
+        return found
+
+    async def record_events(
+        self, operation_id: int, events: Sequence[LedgerEvent], now: datetime
+    ) -> RecordOutcome:
+        with self._write(durable=True) as db:
+            stored = self._stored_fingerprints(operation_id, [e.event_id for e in events])
+            outcome, fresh = classify(events, stored)
+            if outcome.conflicts:
+                return outcome  # nothing written: the empty transaction commits
+            received = to_micros(now)
+            db.executemany(
+                "INSERT INTO events (operation_id, event_id, meter, quantity, occurred_at, day,"
+                " attributes, fingerprint, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        operation_id,
+                        e.event_id,
+                        e.meter,
+                        e.quantity,
+                        to_micros(e.occurred_at),
+                        e.day.isoformat(),
+                        e.attributes,
+                        e.fingerprint,
+                        received,
+                    )
+                    for e in fresh
+                ],
+            )
+            db.executemany(
+                "INSERT INTO rollups (operation_id, meter, day, total, event_count,"
+                " gauge_value, gauge_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (operation_id, meter, day) DO UPDATE SET"
+                " total = total + excluded.total,"
+                " event_count = event_count + excluded.event_count,"
+                " gauge_value = CASE WHEN excluded.gauge_at IS NOT NULL AND"
+                "   (gauge_at IS NULL OR excluded.gauge_at >= gauge_at)"
+                "   THEN excluded.gauge_value ELSE gauge_value END,"
+                " gauge_at = max(coalesce(gauge_at, excluded.gauge_at),"
+                "   coalesce(excluded.gauge_at, gauge_at))",
+                [
+                    (
+                        operation_id,
+                        meter,
+                        day.isoformat(),
+                        change.total,
+                        change.count,
+                        change.gauge_value,
+                        None if change.gauge_at is None else to_micros(change.gauge_at),
+                    )
+                    for (meter, day), change in fold(fresh, GAUGE_METERS).items()
+                ],
+            )
+        return outcome
+
+    async def summed_total(
+        self, operation_id: int, meter: str, first_day: date, last_day: date
+    ) -> int:
+        (total,) = self._db.execute(
+            "SELECT coalesce(sum(total), 0) FROM rollups"
+            " WHERE operation_id = ? AND meter = ? AND day BETWEEN ? AND ?",
+            (operation_id, meter, first_day.isoformat(), last_day.isoformat()),
+        ).fetchone()
+        return int(total)
+
+    async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
+        row = self._db.execute(
+            "SELECT gauge_value FROM rollups WHERE operation_id = ? AND meter = ? AND day <= ?"
+            " AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
+            (operation_id, meter, day.isoformat()),
+        ).fetchone()
+        return None if row is None else int(row[0])

@@ -1,0 +1,125 @@
+"""Fixtures: a real store, a real server on loopback, a clock the tests move."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from voxmeter.config import Settings
+from voxmeter.contract.meters import BILLING_METERS
+from voxmeter.metering import tokens
+from voxmeter.metering.models import NewOperation, Operation, Scope
+from voxmeter.server.app import create_app
+from voxmeter.storage import open_store, schema
+from voxmeter.storage.base import Store
+
+
+@dataclass
+class FakeClock:
+    """The server's notion of now, set by the test."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def database_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path / 'voxmeter.db'}"
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    schema.upgrade(database_url)
+    opened = await open_store(database_url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to run its server with other settings."""
+    return {}
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    settings: Settings
+
+    def client(self, secret: str | None = None) -> httpx.Client:
+        headers = {} if secret is None else {"wolkvox-token": secret}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def server(
+    store: Store, database_url: str, clock: FakeClock, settings_overrides: dict[str, Any]
+) -> Iterator[RunningServer]:
+    """voxmeter itself, served by uvicorn on a free loopback port."""
+    settings = Settings(database_url=database_url, **settings_overrides)
+    config = uvicorn.Config(create_app(settings, clock=clock), log_level="warning", lifespan="on")
+    running = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    yield RunningServer(base_url=f"http://127.0.0.1:{port}", settings=settings)
+    running.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+async def add_operation(store: Store, clock: FakeClock, **fields: Any) -> Operation:
+    new = NewOperation(**{"name": "Acme BPO", "licenses": 3, **fields})
+    return await store.create_operation(new, clock())
+
+
+async def add_token(
+    store: Store, clock: FakeClock, operation: Operation, scope: Scope = Scope.REPORT
+) -> str:
+    """A new token's secret."""
+    token_id, secret = tokens.mint()
+    await store.create_token(
+        token_id, operation.id, tokens.secret_hash(secret), scope, "test", clock()
+    )
+    return secret
+
+
+async def snapshot(store: Store, day: datetime) -> dict[str, Any]:
+    """Everything a refused call must leave as it was, read through the interface."""
+    state: dict[str, Any] = {}
+    for operation in await store.list_operations():
+        figures = {}
+        for meter in BILLING_METERS:
+            first = datetime(2000, 1, 1).date()
+            figures[meter.api] = (
+                await store.summed_total(operation.id, meter.api, first, day.date()),
+                await store.gauge_value(operation.id, meter.api, day.date()),
+            )
+        state[operation.name] = (operation, await store.list_tokens(operation.id), figures)
+    return state
