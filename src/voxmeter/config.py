@@ -23,6 +23,10 @@ class Settings:
     max_records_down: int = 60_000
     max_result_bytes: int = 256 * 1024 * 1024
     max_range_days: int = 31
+    # A testing aid for integrators: every admitted call takes at least this
+    # long, so a client's handling of the simultaneous-request limit and of
+    # the time limit can be exercised against voxmeter.
+    simulated_latency_seconds: float = 0.0
     # Ingestion.
     max_events_up: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024

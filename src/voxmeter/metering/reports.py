@@ -2,41 +2,98 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 from voxmeter.contract.meters import Meter
 from voxmeter.contract.quantities import format_items
 from voxmeter.contract.services import services_record
-from voxmeter.metering.models import Operation
+from voxmeter.metering.limits import Usage
+from voxmeter.metering.models import Operation, Token
 from voxmeter.storage.base import Store
 
 
-async def month_to_date(store: Store, operation: Operation, meter: Meter, now: datetime) -> str:
-    """``items`` for ``meter``: the month's sum so far, or the gauge as of today.
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The days a report covers, inclusive, and the day it is asked on."""
 
-    "Today" and "this month" are the operation's, in its own time zone.
-    """
-    today = operation.local_date(now)
+    first: date
+    last: date
+    today: date
+
+    @classmethod
+    def month_to_date(cls, today: date) -> Period:
+        return cls(first=today.replace(day=1), last=today, today=today)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+
+async def figure(store: Store, operation: Operation, meter: Meter, period: Period) -> str:
+    """``items`` over the period: the sum for consumption, the gauge as of its last day."""
     if meter.kind.is_summed:
-        scaled = await store.summed_total(operation.id, meter.api, today.replace(day=1), today)
+        scaled = await store.summed_total(operation.id, meter.api, period.first, period.last)
     else:
-        scaled = await store.gauge_value(operation.id, meter.api, today) or 0
+        scaled = await store.gauge_value(operation.id, meter.api, period.last) or 0
     return format_items(scaled, meter.kind.scale)
 
 
 async def billing_rows(
-    store: Store, operation: Operation, meter: Meter, now: datetime
+    store: Store, operation: Operation, meter: Meter, period: Period
 ) -> list[dict[str, str]]:
-    """The seed's single row: operation, description, items, date."""
+    """The seed's single row: operation, description, items, date (the query date)."""
     return [
         {
             "operation": operation.name,
             "description": meter.description,
-            "items": await month_to_date(store, operation, meter, now),
-            "date": operation.local_date(now).strftime(meter.date_format.value),
+            "items": await figure(store, operation, meter, period),
+            "date": period.today.strftime(meter.date_format.value),
         }
     ]
 
 
+async def daily_rows(
+    store: Store, operation: Operation, meter: Meter, period: Period
+) -> list[dict[str, str]]:
+    """One row per day of the period: that day's sum, or the gauge as of that day."""
+    by_day = await store.daily_rollups(operation.id, meter.api, period.first, period.last)
+    gauge = None
+    if not meter.kind.is_summed:
+        gauge = await store.gauge_value(operation.id, meter.api, period.first - timedelta(days=1))
+    rows = []
+    for offset in range(period.days):
+        day = period.first + timedelta(days=offset)
+        total, day_gauge = by_day.get(day, (0, None))
+        if meter.kind.is_summed:
+            scaled = total
+        else:
+            gauge = day_gauge if day_gauge is not None else gauge
+            scaled = gauge or 0
+        rows.append(
+            {
+                "operation": operation.name,
+                "description": meter.description,
+                "items": format_items(scaled, meter.kind.scale),
+                "date": day.isoformat(),
+            }
+        )
+    return rows
+
+
 def services_rows(operation: Operation) -> list[dict[str, str]]:
     return [services_record(operation.licenses, operation.pbx, operation.services)]
+
+
+def token_info_rows(token: Token, limit: int, usage: Usage) -> list[dict[str, str]]:
+    """Where a token stands today; every value a string, as the platform sends them."""
+    available = max(0, min(limit - usage.token_used, limit - usage.operation_used))
+    return [
+        {
+            "description": token.description,
+            "token_limit": str(limit),
+            "token_use_today": str(usage.token_used),
+            "all_token_today": str(usage.operation_used),
+            "available_consumption_options": str(available),
+        }
+    ]

@@ -10,6 +10,7 @@ import abc
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from voxmeter.metering.limits import Admission, Quota, Usage
 from voxmeter.metering.models import (
     Credential,
     LedgerEvent,
@@ -89,6 +90,34 @@ class Store(abc.ABC):
     async def revoke_token(self, token_id: str, now: datetime) -> bool:
         """False when no active token has that id."""
 
+    # -- limits ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def admit(
+        self,
+        token_id: str,
+        operation_id: int,
+        quota: Quota,
+        concurrency: int,
+        lease_until: datetime,
+        now: datetime,
+    ) -> Admission:
+        """Let one call of the token run, atomically across every process.
+
+        Admitted only if the token and its operation both have calls left
+        today and fewer than ``concurrency`` of the token's calls hold an
+        unexpired slot; then both day counters grow by one and a slot is
+        leased until ``lease_until``. A refusal changes nothing.
+        """
+
+    @abc.abstractmethod
+    async def release(self, token_id: str, slot: int, lease: int) -> None:
+        """Free a slot taken by :meth:`admit` (a no-op if its lease was lost)."""
+
+    @abc.abstractmethod
+    async def calls_today(self, token_id: str, operation_id: int, day: date) -> Usage:
+        """Calls counted on ``day`` for the token and for its whole operation."""
+
     # -- usage -------------------------------------------------------------
 
     @abc.abstractmethod
@@ -108,6 +137,12 @@ class Store(abc.ABC):
         self, operation_id: int, meter: str, first_day: date, last_day: date
     ) -> int:
         """Sum of a counter or minutes meter over the days, inclusive (0 when none)."""
+
+    @abc.abstractmethod
+    async def daily_rollups(
+        self, operation_id: int, meter: str, first_day: date, last_day: date
+    ) -> dict[date, tuple[int, int | None]]:
+        """Per day with usage in the range: (sum, gauge's last value that day or None)."""
 
     @abc.abstractmethod
     async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
 from voxmeter.metering.ledger import classify, fold
+from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
 from voxmeter.metering.models import (
     Credential,
     LedgerEvent,
@@ -51,7 +52,8 @@ def sqlite_path(url: str) -> str:
 
 _OPERATION_COLUMNS = "o.id, o.name, o.server_id, o.timezone, o.licenses, o.pbx, o.created_at"
 _TOKEN_COLUMNS = (
-    "t.id, t.operation_id, t.scope, t.description, t.created_at, t.last_used_at, t.revoked_at"
+    "t.id, t.operation_id, t.scope, t.description, t.created_at,"
+    " (SELECT max(c.last_at) FROM token_calls c WHERE c.token_id = t.id), t.revoked_at"
 )
 
 
@@ -236,6 +238,76 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount == 1
 
+    # -- limits ------------------------------------------------------------
+
+    def _calls(self, token_id: str, operation_id: int, day: str) -> Usage:
+        token_row = self._db.execute(
+            "SELECT used FROM token_calls WHERE token_id = ? AND day = ?", (token_id, day)
+        ).fetchone()
+        operation_row = self._db.execute(
+            "SELECT used FROM operation_calls WHERE operation_id = ? AND day = ?",
+            (operation_id, day),
+        ).fetchone()
+        return Usage(
+            token_used=token_row[0] if token_row else 0,
+            operation_used=operation_row[0] if operation_row else 0,
+        )
+
+    async def admit(
+        self,
+        token_id: str,
+        operation_id: int,
+        quota: Quota,
+        concurrency: int,
+        lease_until: datetime,
+        now: datetime,
+    ) -> Admission:
+        day = quota.day.isoformat()
+        with self._write() as db:
+            usage = self._calls(token_id, operation_id, day)
+            if (
+                usage.token_used >= quota.token_limit
+                or usage.operation_used >= quota.operation_limit
+            ):
+                return Admission(Verdict.QUOTA_EXCEEDED, usage)
+            held = {
+                slot
+                for (slot,) in db.execute(
+                    "SELECT slot FROM token_slots WHERE token_id = ? AND lease_until > ?",
+                    (token_id, to_micros(now)),
+                )
+            }
+            free = next((slot for slot in range(concurrency) if slot not in held), None)
+            if free is None:
+                return Admission(Verdict.TOO_MANY_IN_FLIGHT, usage)
+            lease = to_micros(lease_until)
+            db.execute(
+                "INSERT OR REPLACE INTO token_slots (token_id, slot, lease_until) VALUES (?, ?, ?)",
+                (token_id, free, lease),
+            )
+            db.execute(
+                "INSERT INTO token_calls (token_id, day, used, last_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (token_id, day) DO UPDATE SET used = used + 1,"
+                " last_at = excluded.last_at",
+                (token_id, day, to_micros(now)),
+            )
+            db.execute(
+                "INSERT INTO operation_calls (operation_id, day, used) VALUES (?, ?, 1)"
+                " ON CONFLICT (operation_id, day) DO UPDATE SET used = used + 1",
+                (operation_id, day),
+            )
+        grown = Usage(usage.token_used + 1, usage.operation_used + 1)
+        return Admission(Verdict.ADMITTED, grown, slot=free, lease=lease)
+
+    async def release(self, token_id: str, slot: int, lease: int) -> None:
+        self._db.execute(
+            "DELETE FROM token_slots WHERE token_id = ? AND slot = ? AND lease_until = ?",
+            (token_id, slot, lease),
+        )
+
+    async def calls_today(self, token_id: str, operation_id: int, day: date) -> Usage:
+        return self._calls(token_id, operation_id, day.isoformat())
+
     # -- usage -------------------------------------------------------------
 
     def _stored_fingerprints(self, operation_id: int, event_ids: list[str]) -> dict[str, bytes]:
@@ -314,6 +386,16 @@ class SQLiteStore(Store):
             (operation_id, meter, first_day.isoformat(), last_day.isoformat()),
         ).fetchone()
         return int(total)
+
+    async def daily_rollups(
+        self, operation_id: int, meter: str, first_day: date, last_day: date
+    ) -> dict[date, tuple[int, int | None]]:
+        rows = self._db.execute(
+            "SELECT day, total, gauge_value FROM rollups"
+            " WHERE operation_id = ? AND meter = ? AND day BETWEEN ? AND ?",
+            (operation_id, meter, first_day.isoformat(), last_day.isoformat()),
+        )
+        return {date.fromisoformat(day): (total, gauge) for day, total, gauge in rows}
 
     async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
         row = self._db.execute(

@@ -41,11 +41,39 @@ SQLITE = [
         scope TEXT NOT NULL CHECK (scope IN ('report', 'ingest')),
         description TEXT NOT NULL DEFAULT '',
         created_at INTEGER NOT NULL,
-        last_used_at INTEGER,
         revoked_at INTEGER
     )
     """,
     "CREATE INDEX tokens_operation ON tokens (operation_id)",
+    # Calls counted per local day, for the daily quota; last_at is the
+    # token's last use, kept here so a call writes one row, not two.
+    """
+    CREATE TABLE token_calls (
+        token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        used INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (token_id, day)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE operation_calls (
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        used INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, day)
+    ) WITHOUT ROWID
+    """,
+    # Simultaneous-request slots: a row is a call in flight until its lease
+    # ends, so a worker that dies mid-call frees its slot by expiry.
+    """
+    CREATE TABLE token_slots (
+        token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        slot INTEGER NOT NULL,
+        lease_until INTEGER NOT NULL,
+        PRIMARY KEY (token_id, slot)
+    ) WITHOUT ROWID
+    """,
     """
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
@@ -86,5 +114,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("rollups", "events", "tokens", "operation_services", "operations"):
+    for table in (
+        "rollups",
+        "events",
+        "token_slots",
+        "operation_calls",
+        "token_calls",
+        "tokens",
+        "operation_services",
+        "operations",
+    ):
         op.execute(f"DROP TABLE {table}")
