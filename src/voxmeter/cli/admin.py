@@ -12,7 +12,9 @@ from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.metering import operations as rules
 from voxmeter.metering import tokens
 from voxmeter.metering.clock import system_clock
+from voxmeter.metering.limits import Quota
 from voxmeter.metering.models import NewOperation, Operation, OperationChanges, Scope
+from voxmeter.metering.reports import token_info_rows
 from voxmeter.metering.usage import EventError, Window, validate_event
 from voxmeter.storage import schema
 from voxmeter.storage.base import Store, UnknownOperation
@@ -198,25 +200,47 @@ def token_create(operation_name: str, description: str, scope: str) -> None:
 @token.command("list")
 @click.argument("operation_name", metavar="OPERATION")
 def token_list(operation_name: str) -> None:
-    """List OPERATION's tokens (never their secrets)."""
+    """List OPERATION's tokens with today's use (never their secrets).
 
-    async def listing(store: Store) -> list[tuple[str, ...]]:
+    The figures are those of ``information.php?api=token_info``.
+    """
+    now = system_clock()
+
+    async def listing(store: Store) -> list[tuple[object, ...]]:
         found = await _operation(store, operation_name)
-        return [
-            (
-                t.id,
-                t.scope.value,
-                "active" if t.active else "revoked",
-                t.created_at.isoformat(timespec="seconds"),
-                t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-",
-                t.description,
+        quota = Quota.for_call(found, now, settings())
+        rows: list[tuple[object, ...]] = []
+        for t in await store.list_tokens(found.id):
+            info_row = token_info_rows(
+                t, quota.token_limit, await store.calls_today(t.id, found.id, quota.day)
+            )[0]
+            rows.append(
+                (
+                    t.id,
+                    t.scope.value,
+                    "active" if t.active else "revoked",
+                    info_row["token_limit"],
+                    info_row["token_use_today"],
+                    info_row["all_token_today"],
+                    info_row["available_consumption_options"],
+                    t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-",
+                    t.description,
+                )
             )
-            for t in await store.list_tokens(found.id)
-        ]
+        return rows
 
-    table(
-        ["id", "scope", "state", "created_at", "last_used_at", "description"], with_store(listing)
-    )
+    headers = [
+        "id",
+        "scope",
+        "state",
+        "token_limit",
+        "token_use_today",
+        "all_token_today",
+        "available",
+        "last_used_at",
+        "description",
+    ]
+    table(headers, with_store(listing))
 
 
 @token.command("revoke")
