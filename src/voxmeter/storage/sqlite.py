@@ -50,7 +50,10 @@ def sqlite_path(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-_OPERATION_COLUMNS = "o.id, o.name, o.server_id, o.timezone, o.licenses, o.pbx, o.created_at"
+_OPERATION_COLUMNS = (
+    "o.id, o.name, o.server_id, o.timezone, o.licenses, o.pbx, o.created_at,"
+    " (SELECT group_concat(s.service) FROM operation_services s WHERE s.operation_id = o.id)"
+)
 _TOKEN_COLUMNS = (
     "t.id, t.operation_id, t.scope, t.description, t.created_at,"
     " (SELECT max(c.last_at) FROM token_calls c WHERE c.token_id = t.id), t.revoked_at"
@@ -90,13 +93,8 @@ class SQLiteStore(Store):
 
     # -- operations ------------------------------------------------------
 
-    def _services(self, operation_id: int) -> frozenset[str]:
-        rows = self._db.execute(
-            "SELECT service FROM operation_services WHERE operation_id = ?", (operation_id,)
-        )
-        return frozenset(service for (service,) in rows)
-
-    def _operation(self, row: tuple[int, str, str, str, int, int, int]) -> Operation:
+    @staticmethod
+    def _operation(row: tuple[int, str, str, str, int, int, int, str | None]) -> Operation:
         created = from_micros(row[6])
         assert created is not None
         return Operation(
@@ -106,7 +104,7 @@ class SQLiteStore(Store):
             timezone=row[3],
             licenses=row[4],
             pbx=row[5],
-            services=self._services(row[0]),
+            services=frozenset(row[7].split(",")) if row[7] else frozenset(),
             created_at=created,
         )
 
@@ -213,8 +211,8 @@ class SQLiteStore(Store):
         ).fetchone()
         if row is None:
             return None
-        principal = Principal(token=self._token(row[:7]), operation=self._operation(row[7:14]))
-        return Credential(principal=principal, secret_hash=row[14])
+        principal = Principal(token=self._token(row[:7]), operation=self._operation(row[7:15]))
+        return Credential(principal=principal, secret_hash=row[15])
 
     async def list_tokens(self, operation_id: int) -> list[Token]:
         rows = self._db.execute(
