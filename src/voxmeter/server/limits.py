@@ -74,5 +74,6 @@ async def limited(runtime: Runtime, principal: Principal) -> AsyncIterator[Call]
     except TimeoutError:
         raise errors.ApiError(504, errors.TIME_LIMIT_EXCEEDED, headers=headers) from None
     finally:
-        # Shielded: a cancelled call (time limit, client gone) still frees its slot.
-        await asyncio.shield(store.release(token.id, admission.slot, admission.lease))
+        # Runs however the call ends; a time-limit cancellation has already
+        # been delivered by now, so this await is not interrupted by it.
+        await store.release(token.id, admission.slot, admission.lease)

@@ -239,17 +239,12 @@ class SQLiteStore(Store):
     # -- limits ------------------------------------------------------------
 
     def _calls(self, token_id: str, operation_id: int, day: str) -> Usage:
-        token_row = self._db.execute(
-            "SELECT used FROM token_calls WHERE token_id = ? AND day = ?", (token_id, day)
+        token_used, operation_used = self._db.execute(
+            "SELECT (SELECT used FROM token_calls WHERE token_id = ? AND day = ?),"
+            " (SELECT used FROM operation_calls WHERE operation_id = ? AND day = ?)",
+            (token_id, day, operation_id, day),
         ).fetchone()
-        operation_row = self._db.execute(
-            "SELECT used FROM operation_calls WHERE operation_id = ? AND day = ?",
-            (operation_id, day),
-        ).fetchone()
-        return Usage(
-            token_used=token_row[0] if token_row else 0,
-            operation_used=operation_row[0] if operation_row else 0,
-        )
+        return Usage(token_used=token_used or 0, operation_used=operation_used or 0)
 
     async def admit(
         self,
@@ -260,22 +255,24 @@ class SQLiteStore(Store):
         lease_until: datetime,
         now: datetime,
     ) -> Admission:
-        day = quota.day.isoformat()
+        day, now_micros = quota.day.isoformat(), to_micros(now)
         with self._write() as db:
-            usage = self._calls(token_id, operation_id, day)
+            # One read for both counters and the slots in use.
+            token_used, operation_used, held = db.execute(
+                "SELECT (SELECT used FROM token_calls WHERE token_id = :token AND day = :day),"
+                " (SELECT used FROM operation_calls WHERE operation_id = :op AND day = :day),"
+                " (SELECT group_concat(slot) FROM token_slots"
+                "   WHERE token_id = :token AND lease_until > :now)",
+                {"token": token_id, "day": day, "op": operation_id, "now": now_micros},
+            ).fetchone()
+            usage = Usage(token_used=token_used or 0, operation_used=operation_used or 0)
             if (
                 usage.token_used >= quota.token_limit
                 or usage.operation_used >= quota.operation_limit
             ):
                 return Admission(Verdict.QUOTA_EXCEEDED, usage)
-            held = {
-                slot
-                for (slot,) in db.execute(
-                    "SELECT slot FROM token_slots WHERE token_id = ? AND lease_until > ?",
-                    (token_id, to_micros(now)),
-                )
-            }
-            free = next((slot for slot in range(concurrency) if slot not in held), None)
+            taken = {int(slot) for slot in held.split(",")} if held else set()
+            free = next((slot for slot in range(concurrency) if slot not in taken), None)
             if free is None:
                 return Admission(Verdict.TOO_MANY_IN_FLIGHT, usage)
             lease = to_micros(lease_until)
@@ -287,7 +284,7 @@ class SQLiteStore(Store):
                 "INSERT INTO token_calls (token_id, day, used, last_at) VALUES (?, ?, 1, ?)"
                 " ON CONFLICT (token_id, day) DO UPDATE SET used = used + 1,"
                 " last_at = excluded.last_at",
-                (token_id, day, to_micros(now)),
+                (token_id, day, now_micros),
             )
             db.execute(
                 "INSERT INTO operation_calls (operation_id, day, used) VALUES (?, ?, 1)"
