@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -189,18 +191,51 @@ async def test_a_client_that_hangs_up_frees_its_slot(
     assert [a.status_code for a in answers] == [200, 200]
 
 
-async def test_a_slot_left_by_a_dead_worker_expires_with_its_lease(store: Store, clock: FakeClock):
+HOLD_TWO_SLOTS = """
+import asyncio, sys
+from datetime import datetime, timedelta
+from voxmeter.config import Settings
+from voxmeter.metering.limits import Quota, Verdict
+from voxmeter.storage import open_store
+
+async def main(url, token_id, now):
+    store = await open_store(url)
+    operation = (await store.list_operations())[0]
+    quota = Quota.for_call(operation, now, Settings())
+    for _ in range(2):
+        admission = await store.admit(
+            token_id, operation.id, quota, 2, now + timedelta(seconds=65), now
+        )
+        assert admission.verdict is Verdict.ADMITTED
+    print("held", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])))
+"""
+
+
+async def test_slots_held_by_a_worker_that_dies_are_freed(
+    store: Store, clock: FakeClock, database_url: str
+):
     operation = await add_operation(store, clock)
     secret = await add_token(store, clock, operation)
     token_id = tokens.token_id_of(secret) or ""
-    quota = Quota.for_call(operation, clock(), Settings())
-    lease_until = clock() + timedelta(seconds=65)
-    for _ in range(2):  # taken and never released, as by a worker that died
-        admission = await store.admit(token_id, operation.id, quota, 2, lease_until, clock())
-        assert admission.verdict is Verdict.ADMITTED
-    refused = await store.admit(token_id, operation.id, quota, 2, lease_until, clock())
-    assert refused.verdict is Verdict.TOO_MANY_IN_FLIGHT
-    clock.advance(seconds=66)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", HOLD_TWO_SLOTS, database_url, token_id, clock().isoformat()],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "held"
+        quota = Quota.for_call(operation, clock(), Settings())
+        lease_until = clock() + timedelta(seconds=65)
+        refused = await store.admit(token_id, operation.id, quota, 2, lease_until, clock())
+        assert refused.verdict is Verdict.TOO_MANY_IN_FLIGHT
+    finally:
+        worker.kill()  # dies holding its slots, never releasing them
+        worker.wait()
+    clock.advance(seconds=66)  # past any lease the dead worker took
     later = await store.admit(
         token_id, operation.id, quota, 2, clock() + timedelta(seconds=65), clock()
     )

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+MAX_CONCURRENCY_PER_TOKEN = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -32,6 +34,19 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     previous_month_grace_hours: float = 48.0
     future_skew_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
+            raise ValueError(
+                f"concurrency_per_token must be 1 to {MAX_CONCURRENCY_PER_TOKEN},"
+                f" not {self.concurrency_per_token}"
+            )
+        for name in ("calls_per_license", "max_records_down", "max_result_bytes",
+                     "max_range_days", "max_events_up", "max_body_bytes"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.time_limit_seconds <= 0:
+            raise ValueError("time_limit_seconds must be positive")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

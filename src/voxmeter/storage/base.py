@@ -105,9 +105,11 @@ class Store(abc.ABC):
         """Let one call of the token run, atomically across every process.
 
         Admitted only if the token and its operation both have calls left
-        today and fewer than ``concurrency`` of the token's calls hold an
-        unexpired slot; then both day counters grow by one and a slot is
-        leased until ``lease_until``. A refusal changes nothing.
+        today and fewer than ``concurrency`` of the token's calls hold a slot;
+        then both day counters grow by one and the call holds a slot until
+        :meth:`release`, or until ``lease_until`` at the latest should its
+        process die (SQLite frees a dead process's slots at once instead,
+        through the kernel's file locks). A refusal changes nothing.
         """
 
     @abc.abstractmethod

@@ -28,6 +28,7 @@ from voxmeter.metering.models import (
     Token,
 )
 from voxmeter.storage.base import OperationExists, Store, UnknownOperation
+from voxmeter.storage.slotlocks import slot_locks
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -70,6 +71,7 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._slots = slot_locks(sqlite_path(url) + "-slots")
 
     async def close(self) -> None:
         self._db.close()
@@ -255,50 +257,38 @@ class SQLiteStore(Store):
         lease_until: datetime,
         now: datetime,
     ) -> Admission:
-        day, now_micros = quota.day.isoformat(), to_micros(now)
+        day = quota.day.isoformat()
         with self._write() as db:
-            # One read for both counters and the slots in use.
-            token_used, operation_used, held = db.execute(
-                "SELECT (SELECT used FROM token_calls WHERE token_id = :token AND day = :day),"
-                " (SELECT used FROM operation_calls WHERE operation_id = :op AND day = :day),"
-                " (SELECT group_concat(slot) FROM token_slots"
-                "   WHERE token_id = :token AND lease_until > :now)",
-                {"token": token_id, "day": day, "op": operation_id, "now": now_micros},
-            ).fetchone()
-            usage = Usage(token_used=token_used or 0, operation_used=operation_used or 0)
+            usage = self._calls(token_id, operation_id, day)
             if (
                 usage.token_used >= quota.token_limit
                 or usage.operation_used >= quota.operation_limit
             ):
                 return Admission(Verdict.QUOTA_EXCEEDED, usage)
-            taken = {int(slot) for slot in held.split(",")} if held else set()
-            free = next((slot for slot in range(concurrency) if slot not in taken), None)
-            if free is None:
+            slot = self._slots.acquire(token_id, concurrency)
+            if slot is None:
                 return Admission(Verdict.TOO_MANY_IN_FLIGHT, usage)
-            lease = to_micros(lease_until)
-            db.execute(
-                "INSERT OR REPLACE INTO token_slots (token_id, slot, lease_until) VALUES (?, ?, ?)",
-                (token_id, free, lease),
-            )
-            db.execute(
-                "INSERT INTO token_calls (token_id, day, used, last_at) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT (token_id, day) DO UPDATE SET used = used + 1,"
-                " last_at = excluded.last_at",
-                (token_id, day, now_micros),
-            )
-            db.execute(
-                "INSERT INTO operation_calls (operation_id, day, used) VALUES (?, ?, 1)"
-                " ON CONFLICT (operation_id, day) DO UPDATE SET used = used + 1",
-                (operation_id, day),
-            )
+            try:
+                db.execute(
+                    "INSERT INTO token_calls (token_id, day, used, last_at) VALUES (?, ?, 1, ?)"
+                    " ON CONFLICT (token_id, day) DO UPDATE SET used = used + 1,"
+                    " last_at = excluded.last_at",
+                    (token_id, day, to_micros(now)),
+                )
+                db.execute(
+                    "INSERT INTO operation_calls (operation_id, day, used) VALUES (?, ?, 1)"
+                    " ON CONFLICT (operation_id, day) DO UPDATE SET used = used + 1",
+                    (operation_id, day),
+                )
+            except BaseException:
+                self._slots.release(token_id, slot)
+                raise
         grown = Usage(usage.token_used + 1, usage.operation_used + 1)
-        return Admission(Verdict.ADMITTED, grown, slot=free, lease=lease)
+        # The lock itself is the lease: no expiry to fence against.
+        return Admission(Verdict.ADMITTED, grown, slot=slot, lease=0)
 
     async def release(self, token_id: str, slot: int, lease: int) -> None:
-        self._db.execute(
-            "DELETE FROM token_slots WHERE token_id = ? AND slot = ? AND lease_until = ?",
-            (token_id, slot, lease),
-        )
+        self._slots.release(token_id, slot)
 
     async def calls_today(self, token_id: str, operation_id: int, day: date) -> Usage:
         return self._calls(token_id, operation_id, day.isoformat())

@@ -64,16 +64,6 @@ SQLITE = [
         PRIMARY KEY (operation_id, day)
     ) WITHOUT ROWID
     """,
-    # Simultaneous-request slots: a row is a call in flight until its lease
-    # ends, so a worker that dies mid-call frees its slot by expiry.
-    """
-    CREATE TABLE token_slots (
-        token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
-        slot INTEGER NOT NULL,
-        lease_until INTEGER NOT NULL,
-        PRIMARY KEY (token_id, slot)
-    ) WITHOUT ROWID
-    """,
     """
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
@@ -117,7 +107,6 @@ def downgrade() -> None:
     for table in (
         "rollups",
         "events",
-        "token_slots",
         "operation_calls",
         "token_calls",
         "tokens",
