@@ -12,12 +12,16 @@ from voxmeter.server.runtime import Runtime
 TOKEN_HEADER = "wolkvox-token"
 
 
-def presented_token(request: Request) -> str:
+def require_token(value: str | None) -> str:
     """The token the caller sent, or the platform's 401 when there is none."""
-    secret = request.headers.get(TOKEN_HEADER, "").strip()
+    secret = (value or "").strip()
     if not secret:
         raise errors.enter_token()
     return secret
+
+
+def presented_token(request: Request) -> str:
+    return require_token(request.headers.get(TOKEN_HEADER))
 
 
 async def authenticate(runtime: Runtime, secret: str, scope: Scope) -> Principal:

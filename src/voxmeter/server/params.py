@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-
 from voxmeter.contract import errors
+from voxmeter.server.asgi import Query
 
 
-def required(request: Request, name: str) -> str:
-    value = optional(request, name)
+def required(query: Query, name: str) -> str:
+    value = optional(query, name)
     if value is None:
         raise errors.parameters_required(name)
     return value
 
 
-def optional(request: Request, name: str) -> str | None:
-    values = request.query_params.getlist(name)
+def optional(query: Query, name: str) -> str | None:
+    values = query.get(name)
     if not values or not values[0]:
-        if len(values) > 1:
+        if values and len(values) > 1:
             raise errors.invalid_parameter(name, "given more than once")
         return None
     if len(values) > 1 and any(value != values[0] for value in values):

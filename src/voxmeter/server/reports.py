@@ -1,11 +1,11 @@
-"""``GET /api/v2/billing.php`` and ``GET /api/v2/information.php``."""
+"""``GET /api/v2/billing.php`` and ``GET /api/v2/information.php``, as plain ASGI."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from voxmeter.config import Settings
 from voxmeter.contract import envelope, errors
@@ -14,30 +14,21 @@ from voxmeter.contract.meters import Family, Meter, lookup
 from voxmeter.contract.services import SERVICES_MSG
 from voxmeter.metering import reports
 from voxmeter.metering.limits import Quota
-from voxmeter.metering.models import Principal, Scope
+from voxmeter.metering.models import Principal
+from voxmeter.metering.models import Scope as TokenScope
 from voxmeter.metering.reports import Period
-from voxmeter.server import params, responses
-from voxmeter.server.auth import authenticate, presented_token
+from voxmeter.server import params
+from voxmeter.server.asgi import Query, header, parse_query, send_failure, send_json
+from voxmeter.server.auth import authenticate, require_token
 from voxmeter.server.limits import limited
-from voxmeter.server.runtime import Runtime, runtime_of
+from voxmeter.server.runtime import Runtime
 
 DAILY = "daily"
+_TOKEN_HEADER = b"wolkvox-token"
 
 
-async def _caller(request: Request, family: Family) -> tuple[Runtime, Principal, Meter]:
-    """Token first, then the ``api`` parameter: the platform's order of refusals."""
-    runtime = runtime_of(request)
-    secret = presented_token(request)
-    api = params.required(request, "api")
-    principal = await authenticate(runtime, secret, Scope.REPORT)
-    meter = lookup(family, api)
-    if meter is None:
-        raise errors.api_does_not_exist()
-    return runtime, principal, meter
-
-
-def _day(request: Request, name: str) -> date | None:
-    value = params.optional(request, name)
+def _day(query: Query, name: str) -> date | None:
+    value = params.optional(query, name)
     if value is None:
         return None
     try:
@@ -46,17 +37,17 @@ def _day(request: Request, name: str) -> date | None:
         raise errors.invalid_parameter(name, "expected a date as YYYY-MM-DD") from None
 
 
-def _period(request: Request, today: date, settings: Settings) -> tuple[Period, bool]:
+def _period(query: Query, today: date, settings: Settings) -> tuple[Period, bool]:
     """The days asked for (month to date by default) and whether rows are daily.
 
     Everything here is checked before the call is counted: bad input changes nothing.
     """
-    detail = params.optional(request, "detail")
+    detail = params.optional(query, "detail")
     if detail not in (None, DAILY):
         raise errors.invalid_parameter("detail", f"the only detail is {DAILY!r}")
     month = Period.month_to_date(today)
-    first = _day(request, "date_ini") or month.first
-    last = _day(request, "date_end") or month.last
+    first = _day(query, "date_ini") or month.first
+    last = _day(query, "date_end") or month.last
     if first > last:
         raise errors.invalid_parameter("date_ini", "date_ini is after date_end")
     period = Period(first=first, last=last, today=today)
@@ -79,19 +70,21 @@ def _capped(body: bytes, settings: Settings) -> bytes:
     return body
 
 
-async def billing(request: Request) -> Response:
-    runtime, principal, meter = await _caller(request, Family.BILLING)
+async def _billing(
+    runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
+) -> None:
     operation = principal.operation
-    period, daily = _period(request, operation.local_date(runtime.clock()), runtime.settings)
+    period, daily = _period(query, operation.local_date(runtime.clock()), runtime.settings)
     async with limited(runtime, principal) as call:
         produce = reports.daily_rows if daily else reports.billing_rows
         rows = await produce(runtime.store, operation, meter, period)
         body = envelope.success(meter.code_type, BILLING_MSG, rows)
-        return responses.EnvelopeResponse(_capped(body, runtime.settings), headers=call.headers)
+        await send_json(send, 200, _capped(body, runtime.settings), call.headers)
 
 
-async def information(request: Request) -> Response:
-    runtime, principal, meter = await _caller(request, Family.INFORMATION)
+async def _information(
+    runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
+) -> None:
     async with limited(runtime, principal) as call:
         if meter.api == "services":
             rows = reports.services_rows(principal.operation)
@@ -101,4 +94,34 @@ async def information(request: Request) -> Response:
                 principal.token.id, principal.operation.id, quota.day
             )
             rows = reports.token_info_rows(principal.token, quota.token_limit, usage)
-        return responses.success(meter.code_type, SERVICES_MSG, rows, headers=call.headers)
+        body = envelope.success(meter.code_type, SERVICES_MSG, rows)
+        await send_json(send, 200, body, call.headers)
+
+
+Answer = Callable[[Runtime, Principal, Meter, Query, Send], Awaitable[None]]
+
+
+class ReportEndpoint:
+    """One family's endpoint: token first, then ``api``, then the call is counted."""
+
+    def __init__(self, family: Family, answer: Answer) -> None:
+        self.family = family
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: Runtime = scope["app"].state.runtime
+        try:
+            secret = require_token(header(scope, _TOKEN_HEADER))
+            query = parse_query(scope["query_string"])
+            api = params.required(query, "api")
+            principal = await authenticate(runtime, secret, TokenScope.REPORT)
+            meter = lookup(self.family, api)
+            if meter is None:
+                raise errors.api_does_not_exist()
+            await self.answer(runtime, principal, meter, query, send)
+        except errors.ApiError as error:
+            await send_failure(send, error)
+
+
+billing = ReportEndpoint(Family.BILLING, _billing)
+information = ReportEndpoint(Family.INFORMATION, _information)
