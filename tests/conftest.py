@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,6 +96,65 @@ def server(
     running.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@dataclass
+class ServerProcess:
+    """``voxmeter serve`` running as its own process tree (uvicorn workers)."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def serve_process(database_url: str) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``voxmeter serve --workers N`` on the test database; stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(workers: int = 2, **settings: Any) -> ServerProcess:
+        port = free_port()
+        env = {**os.environ, "VOXMETER_DATABASE_URL": database_url}
+        env.update({f"VOXMETER_{name.upper()}": str(value) for name, value in settings.items()})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voxmeter", "serve", "--port", str(port),
+             "--workers", str(workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        handle = ServerProcess(base_url=f"http://127.0.0.1:{port}", process=process)
+        started.append(handle)
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"voxmeter serve exited with {process.returncode}")
+            try:
+                httpx.get(handle.base_url + "/", timeout=1)
+                return handle
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("voxmeter serve did not start") from None
+                time.sleep(0.1)
+
+    yield start
+    for handle in started:
+        handle.stop()
 
 
 async def add_operation(store: Store, clock: FakeClock, **fields: Any) -> Operation:

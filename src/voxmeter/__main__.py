@@ -1,0 +1,5 @@
+"""``python -m voxmeter``: the same command as ``voxmeter``."""
+
+from voxmeter.cli import main
+
+main()
