@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from voxmeter.metering.models import LedgerEvent, RecordOutcome
+from voxmeter.metering.models import Discrepancy, LedgerEvent, RecordOutcome
+
+DayFigures = tuple[int, int | None]
+"""A (meter, day)'s sum and, for a gauge, its last value that day."""
 
 
 def classify(
@@ -39,7 +42,6 @@ class RollupChange:
     """What a batch adds to one (meter, day) rollup row."""
 
     total: int = 0
-    count: int = 0
     gauge_value: int | None = None
     gauge_at: datetime | None = None
 
@@ -47,7 +49,7 @@ class RollupChange:
 def fold(
     events: Sequence[LedgerEvent], gauges: frozenset[str]
 ) -> dict[tuple[str, date], RollupChange]:
-    """Per (meter, day): the sum and count, and for gauges the latest value.
+    """Per (meter, day): the sum, and for gauges the latest value.
 
     Among gauge events at the same instant the later one in the batch wins,
     matching the ledger's insertion order.
@@ -55,7 +57,6 @@ def fold(
     changes: dict[tuple[str, date], RollupChange] = {}
     for event in events:
         change = changes.setdefault((event.meter, event.day), RollupChange())
-        change.count += 1
         if event.meter in gauges:
             if change.gauge_at is None or event.occurred_at >= change.gauge_at:
                 change.gauge_value = event.quantity
@@ -63,3 +64,32 @@ def fold(
         else:
             change.total += event.quantity
     return changes
+
+
+def last_gauge_values(
+    rows: Iterable[tuple[str, date, int]],
+) -> dict[tuple[str, date], int]:
+    """The last value per (meter, day) of rows already ordered by time within each day."""
+    last: dict[tuple[str, date], int] = {}
+    for meter, day, value in rows:
+        last[(meter, day)] = value
+    return last
+
+
+def discrepancies(
+    ledger: Mapping[tuple[str, date], DayFigures],
+    rollups: Mapping[tuple[str, date], DayFigures],
+) -> list[Discrepancy]:
+    """Every (meter, day) where the rollups disagree with the ledger.
+
+    A rollup row of zero with no gauge equals no row at all (an event voided
+    after it was counted leaves such a row).
+    """
+    empty: DayFigures = (0, None)
+    found = []
+    for meter, day in sorted(set(ledger) | set(rollups)):
+        expected = ledger.get((meter, day), empty)
+        held = rollups.get((meter, day), empty)
+        if expected != held:
+            found.append(Discrepancy(meter=meter, day=day, rollup=held, ledger=expected))
+    return found

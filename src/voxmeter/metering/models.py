@@ -115,3 +115,64 @@ class RecordOutcome:
     accepted: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
     conflicts: list[int] = field(default_factory=list)
+
+
+class Action(enum.StrEnum):
+    VOID = "void"
+    AMEND = "amend"
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """Void an event, or amend its quantity (scaled to its meter), by id."""
+
+    event_id: str
+    action: Action
+    quantity: int | None = None
+    reason: str = ""
+
+
+class CorrectionResult(enum.StrEnum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"  # already in the asked state: a retry, harmless
+    UNKNOWN = "unknown"  # no such event: nothing of the batch is applied
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One event of a refused batch, and why."""
+
+    index: int
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    received_at: datetime
+    index: int
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An accepted event as it counts now."""
+
+    event_id: str
+    meter: str
+    quantity: int  # as received
+    effective_quantity: int | None  # None once voided
+    state: str  # "counted", "amended" or "voided"
+    occurred_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """A rollup row that disagrees with the ledger it summarises."""
+
+    meter: str
+    day: date
+    rollup: tuple[int, int | None]  # (sum, gauge)
+    ledger: tuple[int, int | None]

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import orjson
 
 from voxmeter.config import Settings
 from voxmeter.contract.meters import billing_meter
 from voxmeter.contract.quantities import QuantityError, to_scaled
-from voxmeter.metering.models import LedgerEvent, Operation
+from voxmeter.metering.models import Action, Correction, LedgerEvent, Operation, Rejection
 
 MAX_ID_LENGTH = 128
 MAX_ATTRIBUTES_BYTES = 4096
@@ -118,16 +117,75 @@ def _attributes(value: object) -> str | None:
     return encoded
 
 
-def as_event(
-    event_id: str, meter: str, quantity: Any, time: datetime, attributes: Any = None
-) -> dict[str, Any]:
-    """The wire form of an event, for callers that build one in Python."""
-    event: dict[str, Any] = {
-        "id": event_id,
-        "meter": meter,
-        "quantity": quantity,
-        "time": time.isoformat(),
-    }
-    if attributes is not None:
-        event["attributes"] = attributes
-    return event
+def validate_batch(
+    raws: Sequence[object], operation: Operation, window: Window
+) -> tuple[list[LedgerEvent], list[Rejection]]:
+    """Every event validated; any rejection means the caller stores none of them."""
+    events: list[LedgerEvent] = []
+    rejections: list[Rejection] = []
+    for index, raw in enumerate(raws):
+        try:
+            events.append(validate_event(raw, operation, window))
+        except EventError as exc:
+            rejections.append(Rejection(index, _claimed_id(raw), str(exc)))
+    return events, rejections
+
+
+def _claimed_id(raw: object) -> str | None:
+    """The id a refused event claims, if it is a sane string, for the operator's log."""
+    if isinstance(raw, Mapping):
+        event_id = raw.get("id")
+        if isinstance(event_id, str) and 0 < len(event_id) <= MAX_ID_LENGTH:
+            return event_id
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionRequest:
+    """A correction as asked, before its quantity is scaled to the event's meter."""
+
+    event_id: str
+    action: Action
+    quantity: object
+    reason: str
+
+
+MAX_REASON_LENGTH = 500
+
+
+def parse_correction(raw: object) -> CorrectionRequest:
+    if not isinstance(raw, Mapping):
+        raise EventError("correction must be a JSON object")
+    unknown = set(raw) - {"id", "action", "quantity", "reason"}
+    if unknown:
+        raise EventError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH:
+        raise EventError("id must be the id of an accepted event")
+    action_name = raw.get("action")
+    if action_name not in (Action.VOID.value, Action.AMEND.value):
+        raise EventError("action must be 'void' or 'amend'")
+    action = Action(action_name)
+    if action is Action.AMEND and "quantity" not in raw:
+        raise EventError("an amend needs the new quantity")
+    if action is Action.VOID and "quantity" in raw:
+        raise EventError("a void takes no quantity")
+    reason = raw.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
+        raise EventError(f"reason must be a string of at most {MAX_REASON_LENGTH} characters")
+    return CorrectionRequest(event_id, action, raw.get("quantity"), reason)
+
+
+def scaled_correction(request: CorrectionRequest, meter_name: str) -> Correction:
+    """The correction with its quantity exact at the event's meter's scale."""
+    if request.action is Action.VOID:
+        return Correction(request.event_id, Action.VOID, None, request.reason)
+    meter = billing_meter(meter_name)
+    assert meter is not None
+    try:
+        quantity = to_scaled(request.quantity, meter.kind.scale)
+    except QuantityError as exc:
+        raise EventError(str(exc)) from None
+    if quantity < 0:
+        raise EventError("quantity must not be negative; void the event instead")
+    return Correction(request.event_id, Action.AMEND, quantity, request.reason)

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.metering.clock import Clock, system_clock
-from voxmeter.server import reports, responses
+from voxmeter.server import ingest, reports, responses
 from voxmeter.server.runtime import Runtime
 from voxmeter.storage import open_store
 
@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         routes=[
             Route("/api/v2/billing.php", reports.billing, methods=["GET"]),
             Route("/api/v2/information.php", reports.information, methods=["GET"]),
+            Route("/api/v2/events", ingest.post_events, methods=["POST"]),
+            Route("/api/v2/events", ingest.list_events, methods=["GET"]),
+            Route("/api/v2/events/corrections", ingest.post_corrections, methods=["POST"]),
         ],
         exception_handlers={
             errors.ApiError: _api_error,

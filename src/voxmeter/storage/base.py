@@ -10,14 +10,20 @@ import abc
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from voxmeter.metering.ledger import DayFigures
 from voxmeter.metering.limits import Admission, Quota, Usage
 from voxmeter.metering.models import (
+    Correction,
+    CorrectionResult,
     Credential,
+    LedgerEntry,
     LedgerEvent,
     NewOperation,
     Operation,
     OperationChanges,
     RecordOutcome,
+    Rejection,
+    RejectionRecord,
     Scope,
     Token,
 )
@@ -133,6 +139,43 @@ class Store(abc.ABC):
         the batch) with a different fingerprint, nothing at all is stored and
         the conflicts are returned.
         """
+
+    @abc.abstractmethod
+    async def event_meters(self, operation_id: int, event_ids: Sequence[str]) -> dict[str, str]:
+        """The meter of each of these events that is in the ledger."""
+
+    @abc.abstractmethod
+    async def correct_events(
+        self, operation_id: int, corrections: Sequence[Correction], now: datetime
+    ) -> list[CorrectionResult]:
+        """Append the corrections and adjust the rollups, in one transaction.
+
+        A void of a voided event or an amend to the quantity the event already
+        counts is ``UNCHANGED`` and appends nothing. If any event is unknown,
+        nothing is applied: the unknown ones are ``UNKNOWN``, the rest ``UNCHANGED``.
+        """
+
+    @abc.abstractmethod
+    async def log_rejections(
+        self, operation_id: int, rejections: Sequence[Rejection], now: datetime
+    ) -> None:
+        """Keep why the events of a refused batch did not count."""
+
+    @abc.abstractmethod
+    async def recent_events(self, operation_id: int, limit: int) -> list[LedgerEntry]:
+        """The latest accepted events, newest first, as they count now."""
+
+    @abc.abstractmethod
+    async def recent_rejections(self, operation_id: int, limit: int) -> list[RejectionRecord]:
+        """The latest refused events, newest first."""
+
+    @abc.abstractmethod
+    async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
+        """Per (meter, day), recomputed from the raw events and their corrections."""
+
+    @abc.abstractmethod
+    async def rollups_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
+        """Per (meter, day), as the rollups hold them."""
 
     @abc.abstractmethod
     async def summed_total(

@@ -14,16 +14,22 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.ledger import classify, fold
+from voxmeter.metering.ledger import DayFigures, classify, fold, last_gauge_values
 from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
 from voxmeter.metering.models import (
+    Action,
+    Correction,
+    CorrectionResult,
     Credential,
+    LedgerEntry,
     LedgerEvent,
     NewOperation,
     Operation,
     OperationChanges,
     Principal,
     RecordOutcome,
+    Rejection,
+    RejectionRecord,
     Scope,
     Token,
 )
@@ -42,6 +48,10 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int | None) -> datetime | None:
     return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def sqlite_path(url: str) -> str:
@@ -337,11 +347,10 @@ class SQLiteStore(Store):
                 ],
             )
             db.executemany(
-                "INSERT INTO rollups (operation_id, meter, day, total, event_count,"
-                " gauge_value, gauge_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO rollups (operation_id, meter, day, total, gauge_value, gauge_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (operation_id, meter, day) DO UPDATE SET"
                 " total = total + excluded.total,"
-                " event_count = event_count + excluded.event_count,"
                 " gauge_value = CASE WHEN excluded.gauge_at IS NOT NULL AND"
                 "   (gauge_at IS NULL OR excluded.gauge_at >= gauge_at)"
                 "   THEN excluded.gauge_value ELSE gauge_value END,"
@@ -353,7 +362,6 @@ class SQLiteStore(Store):
                         meter,
                         day.isoformat(),
                         change.total,
-                        change.count,
                         change.gauge_value,
                         None if change.gauge_at is None else to_micros(change.gauge_at),
                     )
@@ -361,6 +369,158 @@ class SQLiteStore(Store):
                 ],
             )
         return outcome
+
+    async def event_meters(self, operation_id: int, event_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(event_ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    "SELECT event_id, meter FROM events"
+                    f" WHERE operation_id = ? AND event_id IN ({marks})",
+                    (operation_id, *chunk),
+                ).fetchall()
+            )
+        return found
+
+    async def correct_events(
+        self, operation_id: int, corrections: Sequence[Correction], now: datetime
+    ) -> list[CorrectionResult]:
+        with self._write(durable=True) as db:
+            # (meter, day, quantity counted now or None when voided) per event.
+            states: dict[str, tuple[str, str, int | None]] = {}
+            for correction in corrections:
+                row = db.execute(
+                    "SELECT meter, day, effective_quantity FROM effective_events"
+                    " WHERE operation_id = ? AND event_id = ?",
+                    (operation_id, correction.event_id),
+                ).fetchone()
+                if row is not None:
+                    states[correction.event_id] = row
+            if len(states) < len({c.event_id for c in corrections}):
+                return [
+                    CorrectionResult.UNCHANGED if c.event_id in states else CorrectionResult.UNKNOWN
+                    for c in corrections
+                ]
+            results = []
+            gauge_days: set[tuple[str, str]] = set()
+            for correction in corrections:
+                meter, day, counted = states[correction.event_id]
+                wanted = None if correction.action is Action.VOID else correction.quantity
+                if wanted == counted:
+                    results.append(CorrectionResult.UNCHANGED)
+                    continue
+                db.execute(
+                    "INSERT INTO corrections (operation_id, event_id, action, quantity, reason,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        operation_id,
+                        correction.event_id,
+                        correction.action.value,
+                        wanted,
+                        correction.reason,
+                        to_micros(now),
+                    ),
+                )
+                if meter in GAUGE_METERS:
+                    gauge_days.add((meter, day))
+                else:
+                    db.execute(
+                        "UPDATE rollups SET total = total + ?"
+                        " WHERE operation_id = ? AND meter = ? AND day = ?",
+                        ((wanted or 0) - (counted or 0), operation_id, meter, day),
+                    )
+                states[correction.event_id] = (meter, day, wanted)
+                results.append(CorrectionResult.APPLIED)
+            for meter, day in gauge_days:
+                latest = db.execute(
+                    "SELECT effective_quantity, occurred_at FROM effective_events"
+                    " WHERE operation_id = ? AND meter = ? AND day = ?"
+                    " AND effective_quantity IS NOT NULL ORDER BY occurred_at DESC, seq DESC",
+                    (operation_id, meter, day),
+                ).fetchone()
+                db.execute(
+                    "UPDATE rollups SET gauge_value = ?, gauge_at = ?"
+                    " WHERE operation_id = ? AND meter = ? AND day = ?",
+                    (*(latest or (None, None)), operation_id, meter, day),
+                )
+        return results
+
+    async def log_rejections(
+        self, operation_id: int, rejections: Sequence[Rejection], now: datetime
+    ) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO rejections (operation_id, received_at, event_index, event_id, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(operation_id, to_micros(now), r.index, r.event_id, r.reason) for r in rejections],
+            )
+
+    async def recent_events(self, operation_id: int, limit: int) -> list[LedgerEntry]:
+        rows = self._db.execute(
+            "SELECT event_id, meter, quantity, effective_quantity, last_action, occurred_at,"
+            " received_at FROM effective_events WHERE operation_id = ? ORDER BY seq DESC LIMIT ?",
+            (operation_id, limit),
+        ).fetchall()
+        return [
+            LedgerEntry(
+                event_id=event_id,
+                meter=meter,
+                quantity=quantity,
+                effective_quantity=effective,
+                state={None: "counted", "amend": "amended", "void": "voided"}[action],
+                occurred_at=_moment(occurred),
+                received_at=_moment(received),
+            )
+            for event_id, meter, quantity, effective, action, occurred, received in rows
+        ]
+
+    async def recent_rejections(self, operation_id: int, limit: int) -> list[RejectionRecord]:
+        rows = self._db.execute(
+            "SELECT received_at, event_index, event_id, reason FROM rejections"
+            " WHERE operation_id = ? ORDER BY seq DESC LIMIT ?",
+            (operation_id, limit),
+        ).fetchall()
+        return [
+            RejectionRecord(
+                received_at=_moment(received), index=index, event_id=event_id, reason=reason
+            )
+            for received, index, event_id, reason in rows
+        ]
+
+    async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
+        figures: dict[tuple[str, date], DayFigures] = {}
+        for meter, day, total in self._db.execute(
+            "SELECT meter, day, sum(effective_quantity) FROM effective_events"
+            " WHERE operation_id = ? AND effective_quantity IS NOT NULL GROUP BY meter, day",
+            (operation_id,),
+        ):
+            if meter not in GAUGE_METERS:
+                figures[(meter, date.fromisoformat(day))] = (total, None)
+        gauges = last_gauge_values(
+            (meter, date.fromisoformat(day), value)
+            for meter, day, value in self._db.execute(
+                "SELECT meter, day, effective_quantity FROM effective_events"
+                " WHERE operation_id = ? AND effective_quantity IS NOT NULL"
+                f" AND meter IN ({','.join('?' * len(GAUGE_METERS))})"
+                " ORDER BY meter, day, occurred_at, seq",
+                (operation_id, *sorted(GAUGE_METERS)),
+            )
+        )
+        for key, value in gauges.items():
+            figures[key] = (0, value)
+        return figures
+
+    async def rollups_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
+        rows = self._db.execute(
+            "SELECT meter, day, total, gauge_value FROM rollups WHERE operation_id = ?",
+            (operation_id,),
+        )
+        return {
+            (meter, date.fromisoformat(day)): (total, gauge) for meter, day, total, gauge in rows
+        }
 
     async def summed_total(
         self, operation_id: int, meter: str, first_day: date, last_day: date

@@ -80,13 +80,52 @@ SQLITE = [
     )
     """,
     "CREATE INDEX events_by_day ON events (operation_id, meter, day)",
+    # Corrections are appended, never applied in place: an event's current
+    # state is its latest correction, and the original row stays for audit.
+    """
+    CREATE TABLE corrections (
+        seq INTEGER PRIMARY KEY,
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('void', 'amend')),
+        quantity INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        FOREIGN KEY (operation_id, event_id) REFERENCES events (operation_id, event_id)
+    )
+    """,
+    "CREATE INDEX corrections_by_event ON corrections (operation_id, event_id, seq)",
+    # Each event as it counts now: NULL effective_quantity when voided.
+    """
+    CREATE VIEW effective_events AS
+    SELECT e.seq, e.operation_id, e.event_id, e.meter, e.quantity, e.occurred_at, e.day,
+           e.received_at, c.action AS last_action,
+           CASE WHEN c.action = 'void' THEN NULL
+                WHEN c.action = 'amend' THEN c.quantity
+                ELSE e.quantity END AS effective_quantity
+    FROM events e
+    LEFT JOIN corrections c ON c.seq = (
+        SELECT max(x.seq) FROM corrections x
+        WHERE x.operation_id = e.operation_id AND x.event_id = e.event_id)
+    """,
+    # Why events did not count: one row per refused event of a refused batch.
+    """
+    CREATE TABLE rejections (
+        seq INTEGER PRIMARY KEY,
+        operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        received_at INTEGER NOT NULL,
+        event_index INTEGER NOT NULL,
+        event_id TEXT,
+        reason TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX rejections_recent ON rejections (operation_id, seq)",
     """
     CREATE TABLE rollups (
         operation_id INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
         meter TEXT NOT NULL,
         day TEXT NOT NULL,
         total INTEGER NOT NULL DEFAULT 0,
-        event_count INTEGER NOT NULL DEFAULT 0,
         gauge_value INTEGER,
         gauge_at INTEGER,
         PRIMARY KEY (operation_id, meter, day)
@@ -104,7 +143,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW effective_events")
     for table in (
+        "rejections",
+        "corrections",
         "rollups",
         "events",
         "operation_calls",
