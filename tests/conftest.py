@@ -157,6 +157,16 @@ def serve_process(database_url: str) -> Iterator[Callable[..., ServerProcess]]:
         handle.stop()
 
 
+def execute_sql(database_url: str, sql: str) -> None:
+    """Change the database behind voxmeter's back (to prove a check would notice)."""
+    import sqlite3
+
+    from voxmeter.storage.sqlite import sqlite_path
+
+    with sqlite3.connect(sqlite_path(database_url)) as db:
+        db.execute(sql)
+
+
 async def add_operation(store: Store, clock: FakeClock, **fields: Any) -> Operation:
     new = NewOperation(**{"name": "Acme BPO", "licenses": 3, **fields})
     return await store.create_operation(new, clock())

@@ -30,5 +30,6 @@ for command in (
     admin.operation,
     admin.token,
     admin.usage,
+    admin.ledger,
 ):
     main.add_command(command)

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from pathlib import Path
 
 import click
+import httpx
+from tqdm import tqdm
 
 from voxmeter.cli._common import info, settings, table, with_store
-from voxmeter.contract.meters import BILLING_METERS
+from voxmeter.client.ingest import ImportRefused, Uploader, import_file
+from voxmeter.contract.meters import BILLING_METERS, billing_meter
+from voxmeter.contract.quantities import format_items
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.metering import operations as rules
 from voxmeter.metering import tokens
 from voxmeter.metering.clock import system_clock
+from voxmeter.metering.ledger import discrepancies
 from voxmeter.metering.limits import Quota
-from voxmeter.metering.models import NewOperation, Operation, OperationChanges, Scope
+from voxmeter.metering.models import (
+    CorrectionResult,
+    Discrepancy,
+    LedgerEntry,
+    NewOperation,
+    Operation,
+    OperationChanges,
+    Scope,
+)
 from voxmeter.metering.reports import token_info_rows
-from voxmeter.metering.usage import EventError, Window, validate_event
+from voxmeter.metering.usage import (
+    EventError,
+    Window,
+    parse_correction,
+    scaled_correction,
+    validate_event,
+)
 from voxmeter.storage import schema
 from voxmeter.storage.base import Store, UnknownOperation
 
@@ -294,3 +315,139 @@ def usage_record(
     status = with_store(record)
     info(f"{status}: {meter} {quantity} for {operation_name!r}")
     click.echo(raw["id"])
+
+
+@usage.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base-url", required=True, help="The voxmeter server, e.g. http://127.0.0.1:8000")
+@click.option("--token", envvar="WOLKVOX_TOKEN", required=True, help="An ingest-scope token.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True)
+@click.option("--retries", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Attempts per batch after a network error, 5xx or busy token.")  # fmt: skip
+def usage_import(file: Path, base_url: str, token: str, batch_size: int, retries: int) -> None:
+    """Push FILE (JSON lines, or CSV with a header) to a server, in batches.
+
+    Safe to re-run after an interruption: events already stored come back
+    as duplicates and count once.
+    """
+    headers = {"wolkvox-token": token}
+    with (
+        httpx.Client(base_url=base_url, headers=headers, timeout=120) as http,
+        tqdm(unit=" events", file=sys.stderr, disable=None) as bar,
+    ):
+        try:
+            totals = import_file(file, Uploader(http, retries=retries), batch_size, bar.update)
+        except ImportRefused as refused:
+            for problem in refused.problems()[:20]:
+                info(problem)
+            raise click.ClickException(str(refused)) from None
+        except httpx.TransportError as exc:
+            raise click.ClickException(f"cannot reach {base_url}: {exc}") from None
+    info(
+        f"{totals.lines} events in {totals.batches} batches: {totals.accepted} accepted,"
+        f" {totals.duplicates} duplicates (already stored)"
+    )
+    click.echo(f"{totals.accepted}\t{totals.duplicates}")
+
+
+@usage.command("events")
+@click.argument("operation_name", metavar="OPERATION")
+@click.option("--rejected", is_flag=True, help="Show refused events and why.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def usage_events(operation_name: str, rejected: bool, limit: int) -> None:
+    """Recent accepted events of OPERATION (as they count now), or refused ones."""
+
+    async def listing(store: Store) -> tuple[list[str], list[tuple[object, ...]]]:
+        found = await _operation(store, operation_name)
+        if rejected:
+            records = await store.recent_rejections(found.id, limit)
+            return ["received_at", "index", "id", "reason"], [
+                (r.received_at.isoformat(timespec="seconds"), r.index, r.event_id or "-", r.reason)
+                for r in records
+            ]
+        entries = await store.recent_events(found.id, limit)
+        return ["id", "meter", "quantity", "counted", "state", "time"], [
+            (e.event_id, e.meter, *_quantities(e), e.state, e.occurred_at.isoformat())
+            for e in entries
+        ]
+
+    headers, rows = with_store(listing)
+    table(headers, rows)
+
+
+def _quantities(entry: LedgerEntry) -> tuple[str, str]:
+    meter = billing_meter(entry.meter)
+    scale = meter.kind.scale if meter else 0
+    counted = entry.effective_quantity
+    return format_items(entry.quantity, scale), (
+        "-" if counted is None else format_items(counted, scale)
+    )
+
+
+@usage.command("correct")
+@click.argument("operation_name", metavar="OPERATION")
+@click.argument("event_id")
+@click.option("--void", "void", is_flag=True, help="The event no longer counts.")
+@click.option("--amend", "quantity", help="The quantity the event counts from now on.")
+@click.option("--reason", default="", help="Kept with the correction for audit.")
+def usage_correct(
+    operation_name: str, event_id: str, void: bool, quantity: str | None, reason: str
+) -> None:
+    """Void EVENT_ID or amend its quantity; the original stays in the ledger."""
+    if void == (quantity is not None):
+        raise click.UsageError("give exactly one of --void and --amend QUANTITY")
+    raw: dict[str, object] = {"id": event_id, "action": "void" if void else "amend"}
+    if quantity is not None:
+        raw["quantity"] = quantity
+    if reason:
+        raw["reason"] = reason
+
+    async def correct(store: Store) -> CorrectionResult:
+        found = await _operation(store, operation_name)
+        meters = await store.event_meters(found.id, [event_id])
+        if event_id not in meters:
+            raise click.ClickException(f"no event {event_id!r} in {operation_name!r}")
+        try:
+            correction = scaled_correction(parse_correction(raw), meters[event_id])
+        except EventError as exc:
+            raise click.BadParameter(str(exc)) from None
+        (result,) = await store.correct_events(found.id, [correction], system_clock())
+        return result
+
+    info(f"{event_id}: {with_store(correct).value}")
+
+
+# -- ledger -------------------------------------------------------------------
+
+
+@click.group()
+def ledger() -> None:
+    """Check the ledger."""
+
+
+@ledger.command("verify")
+@click.argument("operation_name", metavar="[OPERATION]", required=False)
+def ledger_verify(operation_name: str | None) -> None:
+    """Recompute every daily total from the raw events and compare with the rollups."""
+
+    async def verify(store: Store) -> list[tuple[str, Discrepancy]]:
+        chosen = (
+            [await _operation(store, operation_name)]
+            if operation_name
+            else await store.list_operations()
+        )
+        found = []
+        for operation_ in chosen:
+            ledger_figures = await store.ledger_by_day(operation_.id)
+            rollup_figures = await store.rollups_by_day(operation_.id)
+            found += [(operation_.name, d) for d in discrepancies(ledger_figures, rollup_figures)]
+        return found
+
+    found = with_store(verify)
+    if found:
+        table(
+            ["operation", "meter", "day", "rollup", "ledger"],
+            [(name, d.meter, d.day.isoformat(), d.rollup, d.ledger) for name, d in found],
+        )
+        raise click.ClickException(f"{len(found)} daily totals disagree with the ledger")
+    info("every daily total agrees with the ledger")

@@ -1,0 +1,1 @@
+"""Clients of the wolkvox API v2 contract, for voxmeter and wolkvox servers alike."""

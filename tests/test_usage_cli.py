@@ -1,0 +1,195 @@
+"""Usage verbs of the CLI: import over HTTP, events, corrections, ledger verify."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from conftest import FakeClock, RunningServer, add_operation, add_token, execute_sql
+from voxmeter.cli import main
+from voxmeter.metering.models import Scope
+from voxmeter.storage.base import Store
+
+
+@pytest.fixture
+def cli(database_url: str):
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        env = {"VOXMETER_DATABASE_URL": database_url}
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def write_jsonl(path: Path, count: int, start: int = 0, time: str = "2026-11-20T10:00:00Z") -> Path:
+    with path.open("wb") as out:
+        for i in range(start, start + count):
+            out.write(
+                orjson.dumps(
+                    {"id": f"cdr-{i}", "meter": "ivr_calls", "quantity": 1 + i % 3, "time": time}
+                )
+                + b"\n"
+            )
+    return path
+
+
+def expected_total(count: int) -> int:
+    return sum(1 + i % 3 for i in range(count))
+
+
+async def ivr_total(store: Store, operation) -> int:
+    from datetime import date
+
+    return await store.summed_total(
+        operation.id, "ivr_calls", date(2026, 11, 1), date(2026, 11, 30)
+    )
+
+
+async def test_import_streams_batches_and_is_safe_to_rerun(
+    server: RunningServer, store: Store, clock: FakeClock, cli, tmp_path: Path
+):
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation, Scope.INGEST)
+    data = write_jsonl(tmp_path / "events.jsonl", 2500)
+    args = ("usage", "import", str(data), "--base-url", server.base_url, "--token", secret)
+    first = cli(*args, "--batch-size", "1000")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip() == "2500\t0"
+    again = cli(*args)
+    assert again.stdout.strip() == "0\t2500"
+    assert await ivr_total(store, operation) == expected_total(2500)
+
+
+async def test_import_reads_csv(
+    server: RunningServer, store: Store, clock: FakeClock, cli, tmp_path: Path
+):
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation, Scope.INGEST)
+    data = tmp_path / "events.csv"
+    data.write_text(
+        "id,meter,quantity,time,attributes\n"
+        'a,stereo_rec,1.5,2026-11-20T10:00:00Z,"{""agent"": 7}"\n'
+        "b,stereo_rec,0.25,2026-11-21T10:00:00Z,\n"
+    )
+    result = cli("usage", "import", str(data), "--base-url", server.base_url, "--token", secret)
+    assert result.exit_code == 0, result.output
+    with server.client(await add_token(store, clock, operation)) as http:
+        items = http.get("/api/v2/billing.php", params={"api": "stereo_rec"}).json()["data"][0][
+            "items"
+        ]
+    assert items == "1.75"
+
+
+async def test_import_stops_at_a_refused_batch_and_names_the_lines(
+    server: RunningServer, store: Store, clock: FakeClock, cli, tmp_path: Path
+):
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation, Scope.INGEST)
+    data = write_jsonl(tmp_path / "events.jsonl", 5)
+    with data.open("ab") as out:
+        out.write(b'{"id": "x", "meter": "fax", "quantity": 1, "time": "2026-11-20T10:00:00Z"}\n')
+    result = cli("usage", "import", str(data), "--base-url", server.base_url, "--token", secret,
+                 "--batch-size", "3")  # fmt: skip
+    assert result.exit_code == 1
+    assert "line 6: unknown meter 'fax'" in result.stderr
+    assert await ivr_total(store, operation) == expected_total(3)  # the first batch only
+
+
+def test_events_corrections_and_verify_from_the_cli(cli, database_url: str):
+    """Sync on purpose: the CLI runs its own event loop."""
+    assert cli("operation", "create", "Acme BPO", "--licenses", "1").exit_code == 0
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    for event_id, quantity in (("a", "5"), ("b", "7")):
+        args = ("usage", "record", "Acme BPO", "ivr_calls", quantity, "--id", event_id)
+        assert cli(*args, "--time", moment).exit_code == 0
+    assert cli("usage", "correct", "Acme BPO", "a", "--void", "--reason", "test").exit_code == 0
+    assert cli("usage", "correct", "Acme BPO", "b", "--amend", "3").exit_code == 0
+    assert cli("usage", "correct", "Acme BPO", "ghost", "--void").exit_code == 1
+    assert cli("usage", "correct", "Acme BPO", "b", "--void", "--amend", "1").exit_code == 2
+    rows = {
+        line.split()[0]: line.split()[2:5]
+        for line in cli("usage", "events", "Acme BPO").stdout.splitlines()[1:]
+    }
+    assert rows == {"a": ["5", "-", "voided"], "b": ["7", "3", "amended"]}
+
+    verified = cli("ledger", "verify")
+    assert verified.exit_code == 0
+    assert "agrees" in verified.stderr
+
+    execute_sql(database_url, "UPDATE rollups SET total = total + 1 WHERE meter = 'ivr_calls'")
+    broken = cli("ledger", "verify", "Acme BPO")
+    assert broken.exit_code == 1
+    assert "ivr_calls" in broken.stdout
+    assert "disagree" in broken.stderr
+
+
+def test_an_import_interrupted_by_a_server_crash_finishes_exactly_when_rerun(
+    database_url: str, serve_process, tmp_path: Path
+):
+    """Kill the server mid-import, restart it, re-run the import: totals are exact."""
+    import asyncio
+
+    from voxmeter.storage import open_store, schema
+
+    async def prepare() -> tuple[str, object]:
+        schema.upgrade(database_url)
+        store = await open_store(database_url)
+        clock = FakeClock()
+        operation = await add_operation(store, clock, licenses=5, timezone="UTC")
+        secret = await add_token(store, clock, operation, Scope.INGEST)
+        await store.close()
+        return secret, operation
+
+    secret, operation = asyncio.run(prepare())
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    data = write_jsonl(tmp_path / "big.jsonl", 40_000, time=now)
+    server = serve_process(workers=1)
+    command = [sys.executable, "-m", "voxmeter", "usage", "import", str(data),
+               "--base-url", server.base_url, "--token", secret,
+               "--batch-size", "500", "--retries", "0"]  # fmt: skip
+    importer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    async def stored() -> int:
+        store = await open_store(database_url)
+        try:
+            return await ivr_total_any(store, operation)
+        finally:
+            await store.close()
+
+    deadline = time.monotonic() + 60
+    while asyncio.run(stored()) == 0:
+        assert time.monotonic() < deadline, "the import never started"
+        time.sleep(0.05)
+    server.process.send_signal(signal.SIGKILL)  # a crash, not a graceful stop
+    server.process.wait()
+    assert importer.wait(timeout=60) != 0  # it saw the server go away
+    partial = asyncio.run(stored())
+    assert 0 < partial < expected_total(40_000)
+
+    server = serve_process(workers=1)
+    rerun = subprocess.run(
+        [*command[:7], server.base_url, *command[8:]],
+        capture_output=True,
+        timeout=120,
+        env=os.environ,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    accepted, duplicates = map(int, rerun.stdout.split())
+    assert duplicates > 0
+    assert accepted + duplicates == 40_000
+    assert asyncio.run(stored()) == expected_total(40_000)
+
+
+async def ivr_total_any(store: Store, operation) -> int:
+    from datetime import date
+
+    return await store.summed_total(operation.id, "ivr_calls", date(2000, 1, 1), date(2100, 1, 1))
