@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 
@@ -25,6 +28,7 @@ from voxmeter.metering.models import NewOperation, Operation, Scope
 from voxmeter.server.app import create_app
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.base import Store
+from voxmeter.storage.sqlite import sqlite_path
 
 
 @dataclass
@@ -45,14 +49,56 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def database_url(tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path / 'voxmeter.db'}"
+# The PostgreSQL server the tests use (trust auth on this machine and in CI).
+# Tests fail, never skip, when it is unreachable: VOXMETER_TEST_STORES=sqlite
+# is the explicit opt-out for a machine without PostgreSQL.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "VOXMETER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+STORES = os.environ.get("VOXMETER_TEST_STORES", "sqlite,postgresql").split(",")
+
+
+def _postgres_url(database: str) -> str:
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{database}"
+
+
+def _admin(statement: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated database, copied for each test (much faster than migrating)."""
+    name = f"voxmeter_template_{os.getpid()}"
+    _admin(f"DROP DATABASE IF EXISTS {name}")
+    _admin(f"CREATE DATABASE {name}")
+    schema.upgrade(_postgres_url(name))
+    yield name
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh, migrated database of each store kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'voxmeter.db'}"
+        schema.upgrade(url)
+        yield url
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"voxmeter_test_{os.getpid()}_{next(_databases)}"
+    _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield _postgres_url(name)
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    schema.upgrade(database_url)
     opened = await open_store(database_url)
     yield opened
     await opened.close()
@@ -159,10 +205,10 @@ def serve_process(database_url: str) -> Iterator[Callable[..., ServerProcess]]:
 
 def execute_sql(database_url: str, sql: str) -> None:
     """Change the database behind voxmeter's back (to prove a check would notice)."""
-    import sqlite3
-
-    from voxmeter.storage.sqlite import sqlite_path
-
+    if database_url.startswith("postgresql://"):
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql)
+        return
     with sqlite3.connect(sqlite_path(database_url)) as db:
         db.execute(sql)
 

@@ -19,7 +19,7 @@ from ledger_helpers import ledger_event
 from voxmeter.contract.meters import GAUGE_METERS
 from voxmeter.metering.ledger import discrepancies
 from voxmeter.metering.models import Action, Correction, CorrectionResult, Operation
-from voxmeter.storage import open_store, schema
+from voxmeter.storage import open_store
 from voxmeter.storage.base import Store
 
 METERS = ("ivr_calls", "stereo_rec", "chat_licenses")
@@ -131,5 +131,4 @@ async def replay(database_url: str, history: list[tuple]) -> None:
 )
 @given(history=steps)
 def test_reported_figures_equal_the_model(database_url: str, history: list[tuple]) -> None:
-    schema.upgrade(database_url)
     asyncio.run(replay(database_url, history))

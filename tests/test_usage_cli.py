@@ -138,10 +138,9 @@ def test_an_import_interrupted_by_a_server_crash_finishes_exactly_when_rerun(
     """Kill the server mid-import, restart it, re-run the import: totals are exact."""
     import asyncio
 
-    from voxmeter.storage import open_store, schema
+    from voxmeter.storage import open_store
 
     async def prepare() -> tuple[str, object]:
-        schema.upgrade(database_url)
         store = await open_store(database_url)
         clock = FakeClock()
         operation = await add_operation(store, clock, licenses=5, timezone="UTC")

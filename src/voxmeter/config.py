@@ -17,6 +17,8 @@ MAX_CONCURRENCY_PER_TOKEN = 64
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite:///voxmeter.db"
+    # PostgreSQL connections per worker process.
+    pool_size: int = 10
     # Token discipline (documented limits).
     enforce_limits: bool = True
     concurrency_per_token: int = 2
@@ -41,7 +43,7 @@ class Settings:
                 f"concurrency_per_token must be 1 to {MAX_CONCURRENCY_PER_TOKEN},"
                 f" not {self.concurrency_per_token}"
             )
-        for name in ("calls_per_license", "max_records_down", "max_result_bytes",
+        for name in ("pool_size", "calls_per_license", "max_records_down", "max_result_bytes",
                      "max_range_days", "max_events_up", "max_body_bytes"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")

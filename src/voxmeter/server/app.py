@@ -17,7 +17,7 @@ from voxmeter.contract import errors
 from voxmeter.metering.clock import Clock, system_clock
 from voxmeter.server import ingest, reports, responses
 from voxmeter.server.runtime import Runtime
-from voxmeter.storage import open_store
+from voxmeter.storage import open_store, schema
 
 log = logging.getLogger("voxmeter.server")
 
@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await open_store(settings.database_url)
+        # Every worker refuses to serve a schema it was not written for.
+        schema.ensure_current(settings.database_url)
+        store = await open_store(settings.database_url, settings.pool_size)
         app.state.runtime = Runtime(settings=settings, clock=clock, store=store)
         try:
             yield

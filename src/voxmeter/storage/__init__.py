@@ -9,10 +9,14 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
-async def open_store(url: str) -> Store:
-    """Connect to the database at ``url`` (``sqlite:///…``)."""
+async def open_store(url: str, pool_size: int = 10) -> Store:
+    """Connect to the database at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
+    if is_postgres(url):
+        from voxmeter.storage.postgres import PostgresStore
+
+        return await PostgresStore.connect(url, pool_size)
     if url.startswith("sqlite:///"):
         from voxmeter.storage.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE")
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://…")
