@@ -82,19 +82,24 @@ def postgres_template() -> Iterator[str]:
 _databases = itertools.count()
 
 
-@pytest.fixture(params=STORES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A fresh, migrated database of each store kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'voxmeter.db'}"
-        schema.upgrade(url)
-        yield url
-        return
-    template = request.getfixturevalue("postgres_template")
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database."""
     name = f"voxmeter_test_{os.getpid()}_{next(_databases)}"
-    _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+    _admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
     yield _postgres_url(name)
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh, migrated database of each store kind."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    url = f"sqlite:///{tmp_path / 'voxmeter.db'}"
+    schema.upgrade(url)
+    return url
 
 
 @pytest.fixture
