@@ -350,3 +350,13 @@ async def test_limits_can_be_switched_off(server: RunningServer, store: Store, c
         answers = [http.get(BILLING, params=IVR) for _ in range(5)]
     assert {a.status_code for a in answers} == {200}
     assert "x-ratelimit-limit" not in answers[0].headers
+
+
+@pytest.mark.parametrize("settings_overrides", [{"calls_per_license": 10**9}])
+async def test_quotas_beyond_32_bits(server: RunningServer, store: Store, clock: FakeClock):
+    operation = await add_operation(store, clock, licenses=3)
+    secret = await add_token(store, clock, operation)
+    with server.client(secret) as http:
+        response = http.get(BILLING, params=IVR)
+    assert response.status_code == 200
+    assert response.headers["x-ratelimit-limit"] == "3000000000"

@@ -279,7 +279,8 @@ class PostgresStore(Store):
         now: datetime,
     ) -> Admission:
         verdict, token_used, operation_used, slot = await self._one(
-            "SELECT * FROM voxmeter_admit(%s, %s, %s, %s, %s, %s, %s, %s)",
+            "SELECT * FROM voxmeter_admit(%s::text, %s::bigint, %s::date, %s::bigint,"
+            " %s::bigint, %s::integer, %s::timestamptz, %s::timestamptz)",
             (
                 token_id,
                 operation_id,

@@ -173,7 +173,7 @@ POSTGRES = [
     CREATE TABLE token_calls (
         token_id text NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
         day date NOT NULL,
-        used integer NOT NULL,
+        used bigint NOT NULL,
         last_at timestamptz NOT NULL,
         PRIMARY KEY (token_id, day)
     )
@@ -182,7 +182,7 @@ POSTGRES = [
     CREATE TABLE operation_calls (
         operation_id bigint NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
         day date NOT NULL,
-        used integer NOT NULL,
+        used bigint NOT NULL,
         PRIMARY KEY (operation_id, day)
     )
     """,
@@ -200,15 +200,15 @@ POSTGRES = [
     # of one operation, which share its daily quota.
     """
     CREATE FUNCTION voxmeter_admit(
-        p_token text, p_operation bigint, p_day date, p_token_limit integer,
-        p_operation_limit integer, p_concurrency integer, p_lease_until timestamptz,
+        p_token text, p_operation bigint, p_day date, p_token_limit bigint,
+        p_operation_limit bigint, p_concurrency integer, p_lease_until timestamptz,
         p_now timestamptz
-    ) RETURNS TABLE (verdict text, token_used integer, operation_used integer, slot integer)
+    ) RETURNS TABLE (verdict text, token_used bigint, operation_used bigint, slot integer)
     LANGUAGE plpgsql AS $$
     #variable_conflict use_column
     DECLARE
-        v_token_used integer;
-        v_operation_used integer;
+        v_token_used bigint;
+        v_operation_used bigint;
         v_slot integer;
     BEGIN
         PERFORM pg_advisory_xact_lock(72451, p_operation::integer);

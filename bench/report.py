@@ -1,0 +1,127 @@
+"""The Markdown summary of a benchmark run, with each goal met or missed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REPORT_GOALS = (("SQLite", "sqlite_limits_on", 0.30), ("PostgreSQL", "postgres_limits_on", 0.12))
+INGEST_GOALS = (("SQLite", "sqlite_ingest", 100_000), ("PostgreSQL", "postgres_ingest", 30_000))
+
+
+def _verdict(met: bool, detail: str) -> str:
+    return ("met" if met else "**missed**") + f" ({detail})"
+
+
+def _cell(run: dict[str, Any], bare: dict[str, Any] | None) -> str:
+    text = f"{run['requests_per_second']:,.0f} req/s"
+    if bare:
+        text += f" = {run['requests_per_second'] / bare['requests_per_second']:.2f} × bare"
+    text += f", p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms"
+    if "rss_mb" in run:
+        text += f", {run['rss_mb']} MB"
+    if run.get("non_2xx"):
+        text += f", {run['non_2xx']} non-2xx"
+    return text
+
+
+def _load_table(results: dict[str, Any]) -> list[str]:
+    bare = results.get("bare")
+    rows = [
+        ("bare ASGI app (uvicorn)", "bare"),
+        ("report call, SQLite, limits enforced", "sqlite_limits_on"),
+        ("report call, SQLite, limits off", "sqlite_limits_off"),
+        ("report call, PostgreSQL, limits enforced", "postgres_limits_on"),
+    ]
+    lines = ["| measure | c=16 | c=64 |", "|---|---|---|"]
+    for label, key in rows:
+        if key in results:
+            runs = results[key]
+            cells = [
+                _cell(runs[c], bare[c] if bare and key != "bare" else None) for c in ("c16", "c64")
+            ]
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def _figures_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| measure | figure |", "|---|---|"]
+    for label, key, _ in INGEST_GOALS:
+        if key in results:
+            run = results[key]
+            lines.append(
+                f"| ingestion through HTTP, {label}, 10,000-event batches, dedupe on |"
+                f" {run['events_per_second']:,} events/s ({run['events']:,} events in"
+                f" {run['seconds']} s; server {run['rss_mb']} MB) |"
+            )
+    for run in results.get("import", []):
+        lines.append(
+            f"| `voxmeter usage import`, {run['lines']:,} lines ({run['file_mb']} MB) |"
+            f" {run['events_per_second']:,} events/s, importer peak {run['peak_rss_mb']} MB |"
+        )
+    if "volume" in results:
+        v = results["volume"]
+        lines.append(
+            f"| report p50 with {v['small_events']:,} vs {v['large_events']:,} events |"
+            f" {v['small_p50_ms']:.3f} ms vs {v['large_p50_ms']:.3f} ms (× {v['ratio']});"
+            f" bulk fill {v['fill_events_per_second']:,} events/s |"
+        )
+    return lines
+
+
+def _goals_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| goal | verdict |", "|---|---|"]
+    bare = results.get("bare")
+    if bare:
+        for store, key, goal in REPORT_GOALS:
+            if key not in results:
+                continue
+            ratio = min(
+                results[key][c]["requests_per_second"] / bare[c]["requests_per_second"]
+                for c in ("c16", "c64")
+            )
+            p99 = results[key]["c16"]["p99_ms"]
+            verdict = _verdict(ratio >= goal, f"{ratio:.2f} ×")
+            lines.append(f"| report ≥ {goal} × bare on {store} | {verdict} |")
+            lines.append(
+                f"| report p99 < 10 ms at c=16 on {store} | {_verdict(p99 < 10, f'{p99:.2f} ms')} |"
+            )
+        on = results["sqlite_limits_on"]["c16"]["requests_per_second"]
+        off = results["sqlite_limits_off"]["c16"]["requests_per_second"]
+        lines.append(
+            f"| (cost of enforcement, SQLite c=16) | limits on serve {on / off:.2f} ×"
+            " the rate of limits off |"
+        )
+        rss = max(
+            run["rss_mb"]
+            for key in ("sqlite_limits_on", "postgres_limits_on")
+            if key in results
+            for run in results[key].values()
+        )
+        lines.append(f"| server memory < 150 MB under load | {_verdict(rss < 150, f'{rss} MB')} |")
+    if "volume" in results:
+        ratio = results["volume"]["ratio"]
+        verdict = _verdict(ratio <= 1.2, f"× {ratio}")
+        lines.append(f"| report latency at 10^7 events ≤ 1.2 × at 10^3 | {verdict} |")
+    for label, key, goal in INGEST_GOALS:
+        if key in results:
+            rate = results[key]["events_per_second"]
+            verdict = _verdict(rate >= goal, f"{rate:,}/s")
+            lines.append(f"| ingestion ≥ {goal:,} events/s on {label} | {verdict} |")
+    if len(results.get("import", [])) == 2:
+        small, large = results["import"]
+        flat = large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"]
+        detail = (
+            f"{small['peak_rss_mb']} MB for {small['lines']:,} lines,"
+            f" {large['peak_rss_mb']} MB for {large['lines']:,}"
+        )
+        lines.append(f"| import memory flat in file size | {_verdict(flat, detail)} |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    head = (
+        f"Benchmark of {results['date']} on {results['cores']} cores, Python {results['python']},"
+        f" load by {results['load_generator']}{' (quick run)' if results['quick'] else ''}."
+    )
+    tables = [_load_table(results), _figures_table(results), _goals_table(results)]
+    return "\n\n".join([head, *("\n".join(t) for t in tables)]) + "\n"
