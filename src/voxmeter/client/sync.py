@@ -1,0 +1,140 @@
+"""``voxmeter.Client``: the blocking client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from voxmeter.client._base import (
+    PATHS,
+    Settings,
+    envelope_of,
+    is_retryable,
+    request_key,
+    resolve,
+    transport_error,
+)
+from voxmeter.client.errors import VoxmeterError
+from voxmeter.client.meters import with_meter_methods
+from voxmeter.client.models import Envelope, Services, TokenInfo, Usage
+from voxmeter.contract.meters import Family
+
+_SLOTS: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(token: str, limit: int) -> threading.BoundedSemaphore:
+    """One semaphore per token in this process, shared by every client of the token."""
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault((token, limit), threading.BoundedSemaphore(limit))
+
+
+@with_meter_methods
+class Client:
+    """Calls a wolkvox or voxmeter server under the token discipline.
+
+    At most ``max_in_flight`` calls of one token run at a time in this process
+    (others wait their turn); refusals that may pass later are retried with
+    exponential backoff and jitter, honouring ``Retry-After``; an invalid
+    token or an exhausted quota is never retried. ``cache=True`` answers a
+    repeated call from memory for 5 minutes, the documented polling interval.
+    Every billing meter of the catalogue has a method: ``client.ivr_calls()``.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        server: str | int | None = None,
+        base_url: str | None = None,
+        cache: bool | float = False,
+        max_in_flight: int = 1,
+        max_retries: int = 3,
+        timeout: float = 70.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = Settings.build(
+            server=server,
+            base_url=base_url,
+            token=token,
+            cache=cache,
+            max_in_flight=max_in_flight,
+            max_retries=max_retries,
+            timeout=timeout,
+            clock=clock,
+        )
+        self._http = httpx.Client(
+            base_url=self._settings.base_url,
+            headers=self._settings.headers,
+            timeout=timeout,
+            transport=transport,
+        )
+        self._sleep = sleep
+        self._slots = _slots(self._settings.token, max_in_flight)
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    def get_raw(
+        self, api: str, family: Family = Family.BILLING, params: Mapping[str, str] | None = None
+    ) -> Envelope:
+        """The envelope as sent (``code`` normalised), for anything the typed calls hide."""
+        params = dict(params or {})
+        resolve(family, api)
+        settings = self._settings
+        key = request_key(family, api, params)
+        cached = settings.cached(key)
+        if cached is not None:
+            return cached
+        attempt = 0
+        while True:
+            try:
+                with self._slots:
+                    response = self._http.get(PATHS[family], params={"api": api, **params})
+                envelope = envelope_of(response)
+            except httpx.TransportError as exc:
+                error: VoxmeterError = transport_error(exc)
+            except VoxmeterError as exc:
+                error = exc
+            else:
+                settings.remember(key, envelope)
+                return envelope
+            if not is_retryable(error) or attempt >= settings.max_retries:
+                raise error
+            self._sleep(settings.delay(attempt, error))
+            attempt += 1
+
+    def get(self, api: str, **params: str) -> list[Usage]:
+        """Every row of a billing meter (one, or one per day with ``detail="daily"``)."""
+        meter = resolve(Family.BILLING, api)
+        return [Usage.parse(meter, row) for row in self.get_raw(api, params=params).data]
+
+    def usage(self, api: str, **params: str) -> Usage:
+        """The month-to-date figure of a billing meter."""
+        return self.get(api, **params)[0]
+
+    def services(self) -> Services:
+        return Services.parse(self.get_raw("services", Family.INFORMATION).data[0])
+
+    def token_info(self) -> TokenInfo:
+        """Where the token stands today (this call counts as one use)."""
+        return TokenInfo.parse(self.get_raw("token_info", Family.INFORMATION).data[0])
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:  # the generated meter methods, for type checkers
+        raise AttributeError(name)
