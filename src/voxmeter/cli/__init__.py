@@ -6,7 +6,7 @@ import os
 
 import click
 
-from voxmeter.cli import admin, serve
+from voxmeter.cli import admin, client_cmds, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,5 +31,8 @@ for command in (
     admin.token,
     admin.usage,
     admin.ledger,
+    client_cmds.get,
+    client_cmds.watch_command,
+    client_cmds.history_group,
 ):
     main.add_command(command)
