@@ -19,6 +19,8 @@ class Settings:
     database_url: str = "sqlite:///voxmeter.db"
     # PostgreSQL connections per worker process.
     pool_size: int = 10
+    # One JSON line per request on stderr (never the token).
+    access_logs: bool = True
     # Token discipline (documented limits).
     enforce_limits: bool = True
     concurrency_per_token: int = 2

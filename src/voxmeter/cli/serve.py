@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -17,20 +20,40 @@ from voxmeter.metering.usage import Window, validate_event
 from voxmeter.storage.base import Store
 
 
+def _logging_config() -> dict[str, Any]:
+    """uvicorn's own logging, plus voxmeter's JSON lines on stderr."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["message"] = {"format": "%(message)s"}
+    config["handlers"]["voxmeter"] = {
+        "formatter": "message",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["voxmeter"] = {"handlers": ["voxmeter"], "level": "INFO", "propagate": False}
+    return config
+
+
 def _serve(host: str, port: int, workers: int) -> None:
     url = settings().database_url
     prepare_schema(url)
     # Workers are separate processes: they read their settings from the
-    # environment, which is where the CLI's own options were put.
-    uvicorn.run(
-        "voxmeter.server.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    # environment, which is where the CLI's own options were put. Their
+    # metrics meet in a directory they all write (prometheus multiprocess).
+    with tempfile.TemporaryDirectory(prefix="voxmeter-metrics-") as metrics_dir:
+        if workers > 1:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(
+            "voxmeter.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=_logging_config(),
+            access_log=False,  # voxmeter writes its own, with the request id
+            timeout_keep_alive=5,  # idle or slow clients do not hold connections
+            timeout_graceful_shutdown=70,  # in-flight calls finish (60 s limit + margin)
+            limit_concurrency=1000,
+        )
 
 
 _HOST = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")

@@ -15,7 +15,8 @@ from starlette.routing import Route
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.metering.clock import Clock, system_clock
-from voxmeter.server import ingest, reports, responses
+from voxmeter.server import ingest, observability, reports, responses
+from voxmeter.server.observability import Observability
 from voxmeter.server.runtime import Runtime
 from voxmeter.storage import open_store, schema
 
@@ -51,19 +52,24 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         # Every worker refuses to serve a schema it was not written for.
         schema.ensure_current(settings.database_url)
         store = await open_store(settings.database_url, settings.pool_size)
-        app.state.runtime = Runtime(settings=settings, clock=clock, store=store)
+        app.state.runtime = Runtime(
+            settings=settings, clock=clock, store=store, schema_head=schema.head_revision()
+        )
         try:
             yield
         finally:
             await store.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/api/v2/billing.php", reports.billing, methods=["GET"]),
             Route("/api/v2/information.php", reports.information, methods=["GET"]),
             Route("/api/v2/events", ingest.post_events, methods=["POST"]),
             Route("/api/v2/events", ingest.list_events, methods=["GET"]),
             Route("/api/v2/events/corrections", ingest.post_corrections, methods=["POST"]),
+            Route("/metrics", observability.metrics, methods=["GET"]),
+            Route("/healthz", observability.healthz, methods=["GET"]),
+            Route("/readyz", observability.readyz, methods=["GET"]),
         ],
         exception_handlers={
             errors.ApiError: _api_error,
@@ -72,6 +78,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         },
         lifespan=lifespan,
     )
+    app.add_middleware(Observability, access_logs=settings.access_logs)
+    return app
 
 
 def app_from_env() -> Starlette:

@@ -27,6 +27,7 @@ from voxmeter.server import params, responses
 from voxmeter.server.asgi import parse_query
 from voxmeter.server.auth import authenticate, presented_token
 from voxmeter.server.limits import limited
+from voxmeter.server.observability import EVENTS
 from voxmeter.server.runtime import Runtime, runtime_of
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines"})
@@ -104,6 +105,7 @@ async def _refuse(
     runtime: Runtime, principal: Principal, status: int, msg: str, rejected: list[Rejection]
 ) -> errors.ApiError:
     """Log why the events did not count, and the refusal that says so."""
+    EVENTS.labels("rejected").inc(len(rejected))
     await runtime.store.log_rejections(principal.operation.id, rejected, runtime.clock())
     return errors.ApiError(
         status, msg, [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in rejected]
@@ -130,6 +132,8 @@ async def post_events(request: Request) -> Response:
                 for i in outcome.conflicts
             ]
             raise await _refuse(runtime, principal, 409, errors.EVENT_ID_CONFLICT, conflicts)
+        EVENTS.labels("accepted").inc(len(outcome.accepted))
+        EVENTS.labels("duplicate").inc(len(outcome.duplicates))
         summary = {
             "received": len(events),
             "accepted": len(outcome.accepted),

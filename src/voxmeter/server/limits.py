@@ -16,6 +16,7 @@ from datetime import timedelta
 from voxmeter.contract import errors
 from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
 from voxmeter.metering.models import Principal
+from voxmeter.server.observability import REFUSALS
 from voxmeter.server.runtime import Runtime
 
 # A slot's lease outlives the call's time limit by this much, so only a
@@ -55,11 +56,13 @@ async def limited(runtime: Runtime, principal: Principal) -> AsyncIterator[Call]
     )
     headers = _rate_headers(quota, admission)
     if admission.verdict is Verdict.QUOTA_EXCEEDED:
+        REFUSALS.labels("quota").inc()
         wait = math.ceil((quota.resets_at - now).total_seconds())
         raise errors.ApiError(
             403, errors.TOKEN_LIMIT_EXCEEDED, headers={**headers, "Retry-After": str(wait)}
         )
     if admission.verdict is Verdict.TOO_MANY_IN_FLIGHT:
+        REFUSALS.labels("concurrency").inc()
         raise errors.ApiError(
             403,
             errors.SIMULTANEOUS_REQUESTS.format(limit=settings.concurrency_per_token),

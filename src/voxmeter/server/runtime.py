@@ -16,6 +16,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: Store
+    schema_head: str  # the migration revision this version of voxmeter needs
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -53,6 +53,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    @abc.abstractmethod
+    async def schema_revision(self) -> str | None:
+        """The migration revision the database is at (cheap: one row)."""
+
+    @abc.abstractmethod
+    async def ledger_size(self) -> int:
+        """How many events the ledger holds (from its sequence: cheap at any size)."""
+
     # -- operations ------------------------------------------------------
 
     @abc.abstractmethod

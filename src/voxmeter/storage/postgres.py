@@ -109,6 +109,16 @@ class PostgresStore(Store):
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
+    async def schema_revision(self) -> str | None:
+        row = await self._one("SELECT version_num FROM alembic_version")
+        return None if row is None else str(row[0])
+
+    async def ledger_size(self) -> int:
+        (size,) = await self._one(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq_seq"
+        )
+        return int(size)
+
     # -- partitions ------------------------------------------------------
 
     async def ensure_partition(self, month: date) -> None:

@@ -103,6 +103,14 @@ class SQLiteStore(Store):
             if durable:
                 self._db.execute("PRAGMA synchronous=NORMAL")
 
+    async def schema_revision(self) -> str | None:
+        row = self._db.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])
+
+    async def ledger_size(self) -> int:
+        (size,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        return int(size)
+
     # -- operations ------------------------------------------------------
 
     @staticmethod

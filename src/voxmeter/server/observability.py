@@ -1,0 +1,165 @@
+"""Metrics, health, request ids and structured access logs.
+
+The middleware is plain ASGI and does little per request (a clock read, two
+metric updates, one log line when access logs are on), so the report path
+keeps its speed. Metrics aggregate across ``voxmeter serve --workers N``
+through prometheus-client's multiprocess mode, set up by ``voxmeter serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voxmeter.contract.meters import METERS
+from voxmeter.server.asgi import header, parse_query
+from voxmeter.server.runtime import runtime_of
+
+access_log = logging.getLogger("voxmeter.access")
+
+REQUESTS = Counter(
+    "voxmeter_requests_total", "HTTP requests answered", ["endpoint", "api", "status"]
+)
+LATENCY = Histogram(
+    "voxmeter_request_duration_seconds",
+    "Time to answer a request",
+    ["endpoint"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
+)
+EVENTS = Counter("voxmeter_events_total", "Usage events received", ["outcome"])
+REFUSALS = Counter("voxmeter_limit_refusals_total", "Calls refused by a limit", ["limit"])
+
+_KNOWN_PATHS = frozenset(
+    {
+        "/api/v2/billing.php",
+        "/api/v2/information.php",
+        "/api/v2/events",
+        "/api/v2/events/corrections",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/docs",
+    }
+)
+_KNOWN_APIS = frozenset(m.api for m in METERS)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+def _labels(scope: Scope) -> tuple[str, str]:
+    """Bounded label values: unknown paths and apis are not allowed to grow the series."""
+    path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
+    api = "-"
+    if path.endswith(".php"):
+        values = parse_query(scope["query_string"]).get("api") or [""]
+        api = values[0] if values[0] in _KNOWN_APIS else "other"
+    return path, api
+
+
+class Observability:
+    """Request id in and out, one JSON log line, request metrics."""
+
+    def __init__(self, app: ASGIApp, access_logs: bool = True) -> None:
+        self.app = app
+        self.access_logs = access_logs
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        incoming = header(scope, REQUEST_ID_HEADER)
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path, api = _labels(scope)
+            REQUESTS.labels(path, api, str(status)).inc()
+            LATENCY.labels(path).observe(elapsed)
+            if self.access_logs:
+                # Never the token, never the body: method, path, api, status, time.
+                access_log.info(
+                    orjson.dumps(
+                        {
+                            "request_id": request_id,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "api": api,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                        }
+                    ).decode()
+                )
+
+
+def _registry() -> CollectorRegistry:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; the ledger size is read at scrape time (one cheap query)."""
+    local = CollectorRegistry()
+    size = Gauge(
+        "voxmeter_ledger_events", "Events in the ledger", registry=local
+    )  # per scrape, not per worker
+    size.set(await runtime_of(request).store.ledger_size())
+    body = generate_latest(_registry()) + generate_latest(local)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _probe(ok: bool, detail: str) -> Response:
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable"}
+    if not ok:
+        body["reason"] = detail
+    return Response(orjson.dumps(body), 200 if ok else 503, media_type="application/json")
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up and answering."""
+    return _probe(True, "")
+
+
+async def readyz(request: Request) -> Response:
+    """The database answers and its schema is the one this version needs."""
+    runtime = runtime_of(request)
+    try:
+        current = await runtime.store.schema_revision() == runtime.schema_head
+    except Exception as exc:  # any failure means "do not send traffic here"
+        logging.getLogger("voxmeter.server").warning("not ready: %s", type(exc).__name__)
+        return _probe(False, "database unreachable")
+    return _probe(current, "schema not current: run voxmeter db upgrade")
