@@ -117,6 +117,11 @@ def _attributes(value: object) -> str | None:
     return encoded
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, safe to store and to show."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def validate_batch(
     raws: Sequence[object], operation: Operation, window: Window
 ) -> tuple[list[LedgerEvent], list[Rejection]]:
@@ -127,7 +132,7 @@ def validate_batch(
         try:
             events.append(validate_event(raw, operation, window))
         except EventError as exc:
-            rejections.append(Rejection(index, _claimed_id(raw), str(exc)))
+            rejections.append(Rejection(index, _claimed_id(raw), printable(str(exc))))
     return events, rejections
 
 
@@ -136,7 +141,7 @@ def _claimed_id(raw: object) -> str | None:
     if isinstance(raw, Mapping):
         event_id = raw.get("id")
         if isinstance(event_id, str) and 0 < len(event_id) <= MAX_ID_LENGTH:
-            return event_id
+            return printable(event_id)
     return None
 
 

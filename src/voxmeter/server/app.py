@@ -15,7 +15,7 @@ from starlette.routing import Route
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.metering.clock import Clock, system_clock
-from voxmeter.server import ingest, observability, reports, responses
+from voxmeter.server import ingest, observability, openapi, reports, responses
 from voxmeter.server.observability import Observability
 from voxmeter.server.runtime import Runtime
 from voxmeter.storage import open_store, schema
@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             Route("/metrics", observability.metrics, methods=["GET"]),
             Route("/healthz", observability.healthz, methods=["GET"]),
             Route("/readyz", observability.readyz, methods=["GET"]),
+            Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+            Route("/docs", openapi.docs, methods=["GET"]),
         ],
         exception_handlers={
             errors.ApiError: _api_error,
