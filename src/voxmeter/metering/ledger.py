@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Generic, TypeVar
 
-from voxmeter.metering.models import Discrepancy, LedgerEvent, RecordOutcome
+from voxmeter.contract.meters import GAUGE_METERS
+from voxmeter.metering.models import (
+    Action,
+    Correction,
+    CorrectionResult,
+    Discrepancy,
+    LedgerEvent,
+    RecordOutcome,
+)
 
 DayFigures = tuple[int, int | None]
 """A (meter, day)'s sum and, for a gauge, its last value that day."""
@@ -93,3 +102,58 @@ def discrepancies(
         if expected != held:
             found.append(Discrepancy(meter=meter, day=day, rollup=held, ledger=expected))
     return found
+
+
+Day = TypeVar("Day", bound=Hashable)
+EventState = tuple[str, Day, int | None]
+"""An event's meter, its day, and the quantity it counts now (None once voided)."""
+
+
+@dataclass(slots=True)
+class CorrectionPlan(Generic[Day]):
+    """What a batch of corrections does, worked out before anything is written."""
+
+    results: list[CorrectionResult]
+    appended: list[tuple[Correction, int | None]]  # each correction and the quantity it sets
+    counter_deltas: dict[tuple[str, Day], int]
+    gauge_days: set[tuple[str, Day]]
+
+    @property
+    def unknown(self) -> bool:
+        return CorrectionResult.UNKNOWN in self.results
+
+
+def plan_corrections(
+    corrections: Sequence[Correction], states: Mapping[str, EventState[Day]]
+) -> CorrectionPlan[Day]:
+    """Apply corrections in order to the events' states; the store writes the plan.
+
+    With any unknown event nothing is planned: unknown ones are ``UNKNOWN``,
+    the rest ``UNCHANGED``. A correction to the state an event is already in
+    is ``UNCHANGED`` and appends nothing, so retries are harmless.
+    """
+    plan: CorrectionPlan[Day] = CorrectionPlan([], [], {}, set())
+    if any(c.event_id not in states for c in corrections):
+        plan.results = [
+            CorrectionResult.UNCHANGED if c.event_id in states else CorrectionResult.UNKNOWN
+            for c in corrections
+        ]
+        return plan
+    current = dict(states)
+    for correction in corrections:
+        meter, day, counted = current[correction.event_id]
+        wanted = None if correction.action is Action.VOID else correction.quantity
+        if wanted == counted:
+            plan.results.append(CorrectionResult.UNCHANGED)
+            continue
+        plan.appended.append((correction, wanted))
+        if meter in GAUGE_METERS:
+            plan.gauge_days.add((meter, day))
+        else:
+            key = (meter, day)
+            plan.counter_deltas[key] = (
+                plan.counter_deltas.get(key, 0) + (wanted or 0) - (counted or 0)
+            )
+        current[correction.event_id] = (meter, day, wanted)
+        plan.results.append(CorrectionResult.APPLIED)
+    return plan

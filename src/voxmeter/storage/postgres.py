@@ -17,10 +17,16 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.ledger import DayFigures, classify, fold, last_gauge_values
+from voxmeter.metering.ledger import (
+    DayFigures,
+    EventState,
+    classify,
+    fold,
+    last_gauge_values,
+    plan_corrections,
+)
 from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
 from voxmeter.metering.models import (
-    Action,
     Correction,
     CorrectionResult,
     Credential,
@@ -426,23 +432,14 @@ class PostgresStore(Store):
                 " WHERE operation_id = %s AND event_id = ANY(%s::text[])",
                 (operation_id, [c.event_id for c in corrections]),
             )
-            states: dict[str, tuple[str, date, int | None]] = {
+            states: dict[str, EventState[date]] = {
                 event_id: (meter, day, counted)
                 for event_id, meter, day, counted in await cursor.fetchall()
             }
-            if any(c.event_id not in states for c in corrections):
-                return [
-                    CorrectionResult.UNCHANGED if c.event_id in states else CorrectionResult.UNKNOWN
-                    for c in corrections
-                ]
-            results = []
-            gauge_days: set[tuple[str, date]] = set()
-            for correction in corrections:
-                meter, day, counted = states[correction.event_id]
-                wanted = None if correction.action is Action.VOID else correction.quantity
-                if wanted == counted:
-                    results.append(CorrectionResult.UNCHANGED)
-                    continue
+            plan = plan_corrections(corrections, states)
+            if plan.unknown:
+                return plan.results
+            for correction, quantity in plan.appended:
                 await conn.execute(
                     "INSERT INTO corrections (operation_id, event_id, action, quantity, reason,"
                     " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
@@ -450,22 +447,18 @@ class PostgresStore(Store):
                         operation_id,
                         correction.event_id,
                         correction.action.value,
-                        wanted,
+                        quantity,
                         correction.reason,
                         now,
                     ),
                 )
-                if meter in GAUGE_METERS:
-                    gauge_days.add((meter, day))
-                else:
-                    await conn.execute(
-                        "UPDATE rollups SET total = total + %s"
-                        " WHERE operation_id = %s AND meter = %s AND day = %s",
-                        ((wanted or 0) - (counted or 0), operation_id, meter, day),
-                    )
-                states[correction.event_id] = (meter, day, wanted)
-                results.append(CorrectionResult.APPLIED)
-            for meter, day in gauge_days:
+            for (meter, day), delta in plan.counter_deltas.items():
+                await conn.execute(
+                    "UPDATE rollups SET total = total + %s"
+                    " WHERE operation_id = %s AND meter = %s AND day = %s",
+                    (delta, operation_id, meter, day),
+                )
+            for meter, day in plan.gauge_days:
                 latest = await (
                     await conn.execute(
                         "SELECT effective_quantity, occurred_at FROM effective_events"
@@ -480,7 +473,7 @@ class PostgresStore(Store):
                     " WHERE operation_id = %s AND meter = %s AND day = %s",
                     (*(latest or (None, None)), operation_id, meter, day),
                 )
-        return results
+        return plan.results
 
     async def log_rejections(
         self, operation_id: int, rejections: Sequence[Rejection], now: datetime

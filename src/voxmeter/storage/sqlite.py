@@ -14,10 +14,16 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.ledger import DayFigures, classify, fold, last_gauge_values
+from voxmeter.metering.ledger import (
+    DayFigures,
+    EventState,
+    classify,
+    fold,
+    last_gauge_values,
+    plan_corrections,
+)
 from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
 from voxmeter.metering.models import (
-    Action,
     Correction,
     CorrectionResult,
     Credential,
@@ -397,8 +403,7 @@ class SQLiteStore(Store):
         self, operation_id: int, corrections: Sequence[Correction], now: datetime
     ) -> list[CorrectionResult]:
         with self._write(durable=True) as db:
-            # (meter, day, quantity counted now or None when voided) per event.
-            states: dict[str, tuple[str, str, int | None]] = {}
+            states: dict[str, EventState[str]] = {}
             for correction in corrections:
                 row = db.execute(
                     "SELECT meter, day, effective_quantity FROM effective_events"
@@ -407,42 +412,26 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if row is not None:
                     states[correction.event_id] = row
-            if len(states) < len({c.event_id for c in corrections}):
-                return [
-                    CorrectionResult.UNCHANGED if c.event_id in states else CorrectionResult.UNKNOWN
-                    for c in corrections
-                ]
-            results = []
-            gauge_days: set[tuple[str, str]] = set()
-            for correction in corrections:
-                meter, day, counted = states[correction.event_id]
-                wanted = None if correction.action is Action.VOID else correction.quantity
-                if wanted == counted:
-                    results.append(CorrectionResult.UNCHANGED)
-                    continue
-                db.execute(
-                    "INSERT INTO corrections (operation_id, event_id, action, quantity, reason,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        operation_id,
-                        correction.event_id,
-                        correction.action.value,
-                        wanted,
-                        correction.reason,
-                        to_micros(now),
-                    ),
-                )
-                if meter in GAUGE_METERS:
-                    gauge_days.add((meter, day))
-                else:
-                    db.execute(
-                        "UPDATE rollups SET total = total + ?"
-                        " WHERE operation_id = ? AND meter = ? AND day = ?",
-                        ((wanted or 0) - (counted or 0), operation_id, meter, day),
-                    )
-                states[correction.event_id] = (meter, day, wanted)
-                results.append(CorrectionResult.APPLIED)
-            for meter, day in gauge_days:
+            plan = plan_corrections(corrections, states)
+            if plan.unknown:
+                return plan.results
+            db.executemany(
+                "INSERT INTO corrections (operation_id, event_id, action, quantity, reason,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (operation_id, c.event_id, c.action.value, quantity, c.reason, to_micros(now))
+                    for c, quantity in plan.appended
+                ],
+            )
+            db.executemany(
+                "UPDATE rollups SET total = total + ?"
+                " WHERE operation_id = ? AND meter = ? AND day = ?",
+                [
+                    (delta, operation_id, meter, day)
+                    for (meter, day), delta in plan.counter_deltas.items()
+                ],
+            )
+            for meter, day in plan.gauge_days:
                 latest = db.execute(
                     "SELECT effective_quantity, occurred_at FROM effective_events"
                     " WHERE operation_id = ? AND meter = ? AND day = ?"
@@ -454,7 +443,7 @@ class SQLiteStore(Store):
                     " WHERE operation_id = ? AND meter = ? AND day = ?",
                     (*(latest or (None, None)), operation_id, meter, day),
                 )
-        return results
+        return plan.results
 
     async def log_rejections(
         self, operation_id: int, rejections: Sequence[Rejection], now: datetime
