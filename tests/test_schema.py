@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -80,3 +81,14 @@ def test_the_admin_url_is_reachable():
     """PostgreSQL must be up for the suite: this fails loudly instead of skipping."""
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+async def test_workers_starting_together_create_each_month_once(postgres_url: str):
+    stores = await asyncio.gather(*(open_store(postgres_url) for _ in range(6)))
+    for store in stores:
+        await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        months = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+        ).fetchone()
+    assert months == (4,)  # previous, current and next month, and the default

@@ -139,6 +139,8 @@ class PostgresStore(Store):
         name = sql.Identifier(f"events_{month:%Y_%m}")
         bounds = (month, _next_month(month))
         async with self._pool.connection() as conn, conn.transaction():
+            # Workers starting together would race to create the same month.
+            await conn.execute("SELECT pg_advisory_xact_lock(72453)")
             exists = await (
                 await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name.as_string(),))
             ).fetchone()
