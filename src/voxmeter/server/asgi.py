@@ -7,7 +7,6 @@ path their cost is of the same order as the database work (see bench/).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope, Send
@@ -54,6 +53,3 @@ async def send_json(
 async def send_failure(send: Send, error: ApiError) -> None:
     await send_json(send, error.status, envelope.failure(error), error.headers)
 
-
-def app_state(scope: Scope) -> Any:
-    return scope["app"].state
