@@ -52,4 +52,3 @@ async def send_json(
 
 async def send_failure(send: Send, error: ApiError) -> None:
     await send_json(send, error.status, envelope.failure(error), error.headers)
-

@@ -8,6 +8,7 @@ through prometheus-client's multiprocess mode, set up by ``voxmeter serve``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -29,8 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voxmeter.contract.meters import METERS
-from voxmeter.server.asgi import header, parse_query
+from voxmeter.server.asgi import header
 from voxmeter.server.runtime import runtime_of
 
 access_log = logging.getLogger("voxmeter.access")
@@ -60,9 +60,12 @@ _KNOWN_PATHS = frozenset(
         "/docs",
     }
 )
-_KNOWN_APIS = frozenset(m.api for m in METERS)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REQUEST_ID_HEADER = b"x-request-id"
+
+
+API_SCOPE_KEY = "voxmeter.api"
+"""Where an endpoint leaves the (validated) ``api`` it served, for the labels."""
 
 
 def _labels(scope: Scope) -> tuple[str, str]:
@@ -70,9 +73,32 @@ def _labels(scope: Scope) -> tuple[str, str]:
     path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
     api = "-"
     if path.endswith(".php"):
-        values = parse_query(scope["query_string"]).get("api") or [""]
-        api = values[0] if values[0] in _KNOWN_APIS else "other"
+        api = scope.get(API_SCOPE_KEY) or "other"
     return path, api
+
+
+class _RequestIds:
+    """Unique ids without a system call per request: a random prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._next = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._next):016x}"
+
+
+_new_request_id = _RequestIds()
+_children: dict[tuple[str, str, str], Any] = {}
+
+
+def _count(path: str, api: str, status: int, elapsed: float) -> None:
+    key = (path, api, str(status))
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = REQUESTS.labels(*key)
+    child.inc()
+    LATENCY.labels(path).observe(elapsed)
 
 
 class Observability:
@@ -88,7 +114,7 @@ class Observability:
             return
         started = time.perf_counter()
         incoming = header(scope, REQUEST_ID_HEADER)
-        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else _new_request_id()
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -105,9 +131,8 @@ class Observability:
         finally:
             elapsed = time.perf_counter() - started
             path, api = _labels(scope)
-            REQUESTS.labels(path, api, str(status)).inc()
-            LATENCY.labels(path).observe(elapsed)
-            if self.access_logs:
+            _count(path, api, status, elapsed)
+            if self.access_logs and access_log.isEnabledFor(logging.INFO):
                 # Never the token, never the body: method, path, api, status, time.
                 access_log.info(
                     orjson.dumps(

@@ -21,6 +21,7 @@ from voxmeter.server import params
 from voxmeter.server.asgi import Query, header, parse_query, send_failure, send_json
 from voxmeter.server.auth import authenticate, require_token
 from voxmeter.server.limits import limited
+from voxmeter.server.observability import API_SCOPE_KEY
 from voxmeter.server.runtime import Runtime
 
 DAILY = "daily"
@@ -118,6 +119,7 @@ class ReportEndpoint:
             meter = lookup(self.family, api)
             if meter is None:
                 raise errors.api_does_not_exist()
+            scope[API_SCOPE_KEY] = meter.api
             await self.answer(runtime, principal, meter, query, send)
         except errors.ApiError as error:
             await send_failure(send, error)
