@@ -26,7 +26,7 @@ LEASE_MARGIN = timedelta(seconds=5)
 
 @dataclass(slots=True)
 class Call:
-    """An admitted call: its quota, its usage after counting it, headers to send."""
+    """An admitted call: today's usage with it counted (None when limits are off), headers."""
 
     usage: Usage | None
     headers: dict[str, str] = field(default_factory=dict)

@@ -25,6 +25,5 @@ def success(
     return EnvelopeResponse(envelope.success(code_type, msg, data), 200, headers=headers)
 
 
-def failure(error: ApiError, headers: Mapping[str, str] | None = None) -> EnvelopeResponse:
-    merged = {**error.headers, **(headers or {})}
-    return EnvelopeResponse(envelope.failure(error), error.status, headers=merged)
+def failure(error: ApiError) -> EnvelopeResponse:
+    return EnvelopeResponse(envelope.failure(error), error.status, headers=error.headers)
