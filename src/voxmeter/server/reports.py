@@ -79,8 +79,10 @@ async def _billing(
     async with limited(runtime, principal) as call:
         produce = reports.daily_rows if daily else reports.billing_rows
         rows = await produce(runtime.store, operation, meter, period)
-        body = envelope.success(meter.code_type, BILLING_MSG, rows)
-        await send_json(send, 200, _capped(body, runtime.settings), call.headers)
+        body = _capped(envelope.success(meter.code_type, BILLING_MSG, rows), runtime.settings)
+    # Sent after the slot is released: a client that calls again as soon as it
+    # has the answer must find the slot free.
+    await send_json(send, 200, body, call.headers)
 
 
 async def _information(
@@ -96,7 +98,7 @@ async def _information(
             )
             rows = reports.token_info_rows(principal.token, quota.token_limit, usage)
         body = envelope.success(meter.code_type, SERVICES_MSG, rows)
-        await send_json(send, 200, body, call.headers)
+    await send_json(send, 200, body, call.headers)  # after the slot is released
 
 
 Answer = Callable[[Runtime, Principal, Meter, Query, Send], Awaitable[None]]
