@@ -148,7 +148,7 @@ async def test_async_calls_of_one_token_are_queued_not_refused(server: RunningSe
 
 
 @pytest.mark.parametrize(
-    "settings_overrides", [{"concurrency_per_token": 1, "simulated_latency_seconds": 0.5}]
+    "settings_overrides", [{"concurrency_per_token": 1, "simulated_latency_seconds": 1.0}]
 )
 def test_a_simultaneous_request_refusal_is_retried_after_retry_after(
     server: RunningServer, secret: str
@@ -163,7 +163,7 @@ def test_a_simultaneous_request_refusal_is_retried_after_retry_after(
         )
     )
     blocker.start()
-    time.sleep(0.2)  # the blocker's call is now running on the server
+    time.sleep(0.3)  # the blocker's call now holds the slot for the next 0.7 s
 
     def sleep(seconds: float) -> None:
         pauses.append(seconds)
