@@ -65,7 +65,8 @@ async def test_a_batch_counts_once_however_often_it_is_sent(
 
 
 async def test_ndjson_bodies_are_accepted(server: RunningServer, tokens_: dict[str, str]):
-    body = b"\n".join(orjson.dumps(event(f"n{i}", quantity=i)) for i in range(1, 5)) + b"\n"
+    # Blank lines (and CRLF endings) are skipped.
+    body = b"\r\n\r\n".join(orjson.dumps(event(f"n{i}", quantity=i)) for i in range(1, 5)) + b"\n"
     with server.client(tokens_["ingest"]) as http:
         response = http.post(EVENTS, content=body, headers={"content-type": "application/x-ndjson"})
     assert response.status_code == 200
@@ -167,6 +168,13 @@ async def test_a_batch_that_conflicts_with_itself_is_refused(
             "THE UPLOAD EXCEEDS THE LIMIT OF 3 RECORDS",
         ),
         (
+            {"max_events_up": 3},
+            b"\n" * 8 + orjson.dumps(event("a")),
+            {"content-type": "application/x-ndjson"},
+            413,
+            "THE UPLOAD EXCEEDS THE LIMIT OF 3 RECORDS",
+        ),
+        (
             {"max_body_bytes": 100},
             orjson.dumps({"events": [event(str(i)) for i in range(4)]}),
             {},
@@ -187,6 +195,7 @@ async def test_a_batch_that_conflicts_with_itself_is_refused(
     ids=[
         "too-many",
         "too-many-ndjson",
+        "ndjson-blank-lines",
         "body-too-large",
         "csv",
         "broken-json",

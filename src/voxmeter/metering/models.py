@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 
 class Scope(enum.StrEnum):
     """What a token may do: read reports, or push usage."""
@@ -89,14 +91,16 @@ class Credential:
     secret_hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEvent:
+class LedgerEvent(msgspec.Struct, frozen=True, gc=False):
     """A validated usage event, ready to be stored.
 
     ``quantity`` is scaled to the meter's kind (thousandths for minutes);
     ``day`` is the operation-local day the event counts on; ``fingerprint``
     identifies the payload so a resend can be told from a conflicting reuse
     of the same id.
+
+    A msgspec struct rather than a frozen dataclass: ingestion builds one per
+    event, and this is several times cheaper to construct.
     """
 
     event_id: str

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import orjson
 
 from voxmeter.config import Settings
 from voxmeter.contract.meters import billing_meter
-from voxmeter.contract.quantities import QuantityError, to_scaled
+from voxmeter.contract.quantities import MAX_SCALED, QuantityError, to_scaled
+from voxmeter.metering.clock import utc_micros
 from voxmeter.metering.models import Action, Correction, LedgerEvent, Operation, Rejection
 
 MAX_ID_LENGTH = 128
@@ -52,58 +53,103 @@ def parse_time(value: object) -> datetime:
     return moment
 
 
+def _fingerprint(meter: str, quantity: int, micros: int, attributes: str | None) -> bytes:
+    return hashlib.sha256(orjson.dumps((meter, quantity, micros, attributes))).digest()
+
+
 def fingerprint(meter: str, quantity: int, moment: datetime, attributes: str | None) -> bytes:
-    """Identifies an event's payload, so a resend is told from a reuse of its id."""
-    canonical = orjson.dumps([meter, quantity, moment.isoformat(), attributes])
-    return hashlib.sha256(canonical).digest()
+    """Identifies an event's payload, so a resend is told from a reuse of its id.
+
+    The instant counts, not how it was written: ``10:00-05:00`` and ``15:00Z``
+    are the same event.
+    """
+    return _fingerprint(meter, quantity, utc_micros(moment), attributes)
+
+
+_FIELDS = frozenset({"id", "meter", "quantity", "time", "attributes"})
+
+
+class EventValidator:
+    """Validates raw events for one operation against one window.
+
+    One validator serves a whole batch and remembers each distinct ``time``
+    string it has parsed (with its instant and local day): events of a batch
+    often share timestamps, and this is the costly part of an event. Whole
+    quantities take an integer path; only decimals go through ``Decimal``.
+    """
+
+    def __init__(self, operation: Operation, window: Window) -> None:
+        self._zone = operation.zone
+        self._window = window
+        self._times: dict[str, tuple[datetime, int, date]] = {}
+
+    def __call__(self, raw: object) -> LedgerEvent:
+        """A ledger event from one decoded JSON event, or :class:`EventError`."""
+        if not isinstance(raw, dict):
+            raise EventError("event must be a JSON object")
+        if not raw.keys() <= _FIELDS:
+            unknown = set(raw) - _FIELDS
+            raise EventError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+
+        event_id = raw.get("id")
+        if not isinstance(event_id, str) or not event_id.strip():
+            raise EventError("id must be a non-empty string")
+        if len(event_id) > MAX_ID_LENGTH:
+            raise EventError(f"id is longer than {MAX_ID_LENGTH} characters")
+        if not event_id.isprintable():
+            raise EventError("id contains control characters")
+
+        meter_name = raw.get("meter")
+        meter = billing_meter(meter_name) if isinstance(meter_name, str) else None
+        if meter is None:
+            raise EventError(f"unknown meter {meter_name!r}")
+
+        if "quantity" not in raw:
+            raise EventError("quantity is required")
+        quantity = self._quantity(raw["quantity"], meter.kind.scale)
+
+        moment, micros, day = self._time(raw.get("time"))
+        attributes = _attributes(raw.get("attributes"))
+        return LedgerEvent(
+            event_id=event_id,
+            meter=meter.api,
+            quantity=quantity,
+            occurred_at=moment,
+            day=day,
+            attributes=attributes,
+            fingerprint=_fingerprint(meter.api, quantity, micros, attributes),
+        )
+
+    @staticmethod
+    def _quantity(value: object, scale: int) -> int:
+        factor: int = 10**scale
+        if type(value) is int and 0 <= value <= MAX_SCALED // factor:
+            return value * factor
+        try:
+            quantity = to_scaled(value, scale)
+        except QuantityError as exc:
+            raise EventError(str(exc)) from None
+        if quantity < 0:
+            raise EventError("quantity must not be negative; send a correction instead")
+        return quantity
+
+    def _time(self, value: object) -> tuple[datetime, int, date]:
+        known = self._times.get(value) if isinstance(value, str) else None
+        if known is not None:
+            return known
+        moment = parse_time(value)
+        if moment < self._window.earliest:
+            raise EventError("time is before the operation's open month")
+        if moment > self._window.latest:
+            raise EventError("time is in the future")
+        known = (moment, utc_micros(moment), moment.astimezone(self._zone).date())
+        self._times[value] = known  # type: ignore[index]  # parse_time took only a str
+        return known
 
 
 def validate_event(raw: object, operation: Operation, window: Window) -> LedgerEvent:
     """A ledger event from one decoded JSON event, or :class:`EventError`."""
-    if not isinstance(raw, Mapping):
-        raise EventError("event must be a JSON object")
-    unknown = set(raw) - {"id", "meter", "quantity", "time", "attributes"}
-    if unknown:
-        raise EventError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
-
-    event_id = raw.get("id")
-    if not isinstance(event_id, str) or not event_id.strip():
-        raise EventError("id must be a non-empty string")
-    if len(event_id) > MAX_ID_LENGTH:
-        raise EventError(f"id is longer than {MAX_ID_LENGTH} characters")
-    if not event_id.isprintable():
-        raise EventError("id contains control characters")
-
-    meter_name = raw.get("meter")
-    meter = billing_meter(meter_name) if isinstance(meter_name, str) else None
-    if meter is None:
-        raise EventError(f"unknown meter {meter_name!r}")
-
-    if "quantity" not in raw:
-        raise EventError("quantity is required")
-    try:
-        quantity = to_scaled(raw["quantity"], meter.kind.scale)
-    except QuantityError as exc:
-        raise EventError(str(exc)) from None
-    if quantity < 0:
-        raise EventError("quantity must not be negative; send a correction instead")
-
-    moment = parse_time(raw.get("time"))
-    if moment < window.earliest:
-        raise EventError("time is before the operation's open month")
-    if moment > window.latest:
-        raise EventError("time is in the future")
-
-    attributes = _attributes(raw.get("attributes"))
-    return LedgerEvent(
-        event_id=event_id,
-        meter=meter.api,
-        quantity=quantity,
-        occurred_at=moment,
-        day=operation.local_date(moment),
-        attributes=attributes,
-        fingerprint=fingerprint(meter.api, quantity, moment, attributes),
-    )
+    return EventValidator(operation, window)(raw)
 
 
 def _attributes(value: object) -> str | None:
@@ -126,11 +172,12 @@ def validate_batch(
     raws: Sequence[object], operation: Operation, window: Window
 ) -> tuple[list[LedgerEvent], list[Rejection]]:
     """Every event validated; any rejection means the caller stores none of them."""
+    validate = EventValidator(operation, window)
     events: list[LedgerEvent] = []
     rejections: list[Rejection] = []
     for index, raw in enumerate(raws):
         try:
-            events.append(validate_event(raw, operation, window))
+            events.append(validate(raw))
         except EventError as exc:
             rejections.append(Rejection(index, _claimed_id(raw), printable(str(exc))))
     return events, rejections

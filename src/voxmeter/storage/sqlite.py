@@ -11,9 +11,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
+from voxmeter.metering.clock import EPOCH
+from voxmeter.metering.clock import utc_micros as to_micros
 from voxmeter.metering.ledger import (
     DayFigures,
     EventState,
@@ -42,22 +44,16 @@ from voxmeter.metering.models import (
 from voxmeter.storage.base import OperationExists, Store, UnknownOperation
 from voxmeter.storage.slotlocks import slot_locks
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 # SQLite allows at most 32766 host parameters per statement.
 _IN_CHUNK = 900
 
 
-def to_micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
-
-
 def from_micros(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
 
 
 def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def sqlite_path(url: str) -> str:
