@@ -200,12 +200,10 @@ from voxmeter.storage import open_store
 
 async def main(url, token_id, now):
     store = await open_store(url)
-    operation = (await store.list_operations())[0]
-    quota = Quota.for_call(operation, now, Settings())
+    principal = (await store.find_credential(token_id)).principal
+    quota = Quota.for_call(principal.operation, now, Settings())
     for _ in range(2):
-        admission = await store.admit(
-            token_id, operation.id, quota, 2, now + timedelta(seconds=65), now
-        )
+        admission = await store.admit(principal, quota, 2, now + timedelta(seconds=65), now)
         assert admission.verdict is Verdict.ADMITTED
     print("held", flush=True)
     await asyncio.sleep(60)
@@ -228,17 +226,18 @@ async def test_slots_held_by_a_worker_that_dies_are_freed(
     try:
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "held"
+        credential = await store.find_credential(token_id)
+        assert credential is not None
+        principal = credential.principal
         quota = Quota.for_call(operation, clock(), Settings())
         lease_until = clock() + timedelta(seconds=65)
-        refused = await store.admit(token_id, operation.id, quota, 2, lease_until, clock())
+        refused = await store.admit(principal, quota, 2, lease_until, clock())
         assert refused.verdict is Verdict.TOO_MANY_IN_FLIGHT
     finally:
         worker.kill()  # dies holding its slots, never releasing them
         worker.wait()
     clock.advance(seconds=66)  # past any lease the dead worker took
-    later = await store.admit(
-        token_id, operation.id, quota, 2, clock() + timedelta(seconds=65), clock()
-    )
+    later = await store.admit(principal, quota, 2, clock() + timedelta(seconds=65), clock())
     assert later.verdict is Verdict.ADMITTED
     assert later.usage.token_used == 3
 

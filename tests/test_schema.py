@@ -92,3 +92,24 @@ async def test_workers_starting_together_create_each_month_once(postgres_url: st
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
         ).fetchone()
     assert months == (4,)  # previous, current and next month, and the default
+
+
+async def test_the_schema_goes_back_a_revision_and_forward_again_keeping_the_data(
+    database_url: str,
+):
+    clock = FakeClock()
+    store = await open_store(database_url)
+    try:
+        operation = await add_operation(store, clock)
+    finally:
+        await store.close()
+    down = voxmeter(database_url, "db", "downgrade", "0001")
+    assert down.returncode == 0, down.stderr
+    assert "schema at revision 0001" in down.stderr + down.stdout
+    up = voxmeter(database_url, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    store = await open_store(database_url)
+    try:
+        assert await store.get_operation(operation.name) == operation
+    finally:
+        await store.close()

@@ -81,6 +81,15 @@ def db_upgrade() -> None:
     info(f"schema at revision {schema.head_revision()}")
 
 
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Take the schema back to REVISION, to run an earlier release on it."""
+    url = settings().database_url
+    schema.downgrade(url, revision)
+    info(f"schema at revision {schema.current_revision(url)}")
+
+
 # -- operations -------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ server turns refusals into the platform's 403 answers.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from voxmeter.config import Settings
@@ -19,6 +19,9 @@ class Verdict(enum.Enum):
     ADMITTED = "admitted"
     QUOTA_EXCEEDED = "quota_exceeded"
     TOO_MANY_IN_FLIGHT = "too_many_in_flight"
+    # The token was revoked, or its operation changed, since the caller read
+    # its principal: nothing was counted; read it again and retry.
+    CREDENTIAL_CHANGED = "credential_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +31,41 @@ class Quota:
     day: date
     token_limit: int
     operation_limit: int
-    resets_at: datetime  # the operation's next local midnight, as an aware datetime
+    starts_at: datetime  # the operation's local midnight today, as an aware datetime
+    resets_at: datetime  # the operation's next local midnight
+    # The X-RateLimit-Limit and X-RateLimit-Reset header values, made once.
+    limit_text: str = field(repr=False)
+    reset_text: str = field(repr=False)
 
     @classmethod
     def for_call(cls, operation: Operation, now: datetime, settings: Settings) -> Quota:
-        local_now = now.astimezone(operation.zone)
-        tomorrow = local_now.date() + timedelta(days=1)
         limit = operation.licenses * settings.calls_per_license
+        key = (operation.timezone, limit)
+        quota = _quotas.get(key)
+        if quota is None or not quota.starts_at <= now < quota.resets_at:
+            if len(_quotas) >= _MAX_QUOTAS:
+                _quotas.clear()
+            quota = _quotas[key] = cls._on(now.astimezone(operation.zone).date(), operation, limit)
+        return quota
+
+    @classmethod
+    def _on(cls, day: date, operation: Operation, limit: int) -> Quota:
+        resets_at = datetime.combine(day + timedelta(days=1), time(0), operation.zone)
         return cls(
-            day=local_now.date(),
+            day=day,
             token_limit=limit,
             operation_limit=limit,
-            resets_at=datetime.combine(tomorrow, time(0), operation.zone),
+            starts_at=datetime.combine(day, time(0), operation.zone),
+            resets_at=resets_at,
+            limit_text=str(limit),
+            reset_text=str(int(resets_at.timestamp())),
         )
+
+
+# The day's quota depends only on the time zone and the limit: computed
+# once per day for each pair seen, instead of once per call.
+_quotas: dict[tuple[str, int], Quota] = {}
+_MAX_QUOTAS = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,9 @@ class Operation:
     pbx: int
     services: frozenset[str]
     created_at: datetime
+    # Grows with every change to the operation; a credential read at an older
+    # revision is stale (see Store.admit).
+    revision: int = 0
 
     @property
     def zone(self) -> ZoneInfo:

@@ -48,7 +48,7 @@ async def billing_rows(
             "operation": operation.name,
             "description": meter.description,
             "items": await figure(store, operation, meter, period),
-            "date": period.today.strftime(meter.date_format.value),
+            "date": meter.date_format.render(period.today),
         }
     ]
 

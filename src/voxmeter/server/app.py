@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxmeter.config import Settings
 from voxmeter.contract import errors
@@ -43,6 +45,36 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return responses.failure(errors.ApiError(500, errors.INTERNAL_ERROR))
 
 
+class VoxmeterApp(Starlette):
+    """Starlette, except that the report calls skip its router and middleware stack.
+
+    They are the hot path and plain ASGI endpoints already (see
+    :mod:`voxmeter.server.reports`); routing them here saves about a tenth
+    of their cost. Every other request, and every other method on these
+    paths (405), goes through Starlette as usual.
+    """
+
+    def __init__(self, *args: Any, access_logs: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_middleware(Observability, access_logs=access_logs)
+        self.report_paths: dict[str, ASGIApp] = {
+            path: Observability(endpoint, access_logs=access_logs)
+            for path, endpoint in reports.ENDPOINTS.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _REPORT_METHODS:
+            endpoint = self.report_paths.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+_REPORT_METHODS = frozenset({"GET", "HEAD"})
+
+
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> Starlette:
     """The voxmeter application; it opens its store when the server starts it."""
     settings = settings or Settings.from_env()
@@ -60,10 +92,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         finally:
             await store.close()
 
-    app = Starlette(
+    return VoxmeterApp(
         routes=[
-            Route("/api/v2/billing.php", reports.billing, methods=["GET"]),
-            Route("/api/v2/information.php", reports.information, methods=["GET"]),
+            *(Route(path, answer, methods=["GET"]) for path, answer in reports.ENDPOINTS.items()),
             Route("/api/v2/events", ingest.post_events, methods=["POST"]),
             Route("/api/v2/events", ingest.list_events, methods=["GET"]),
             Route("/api/v2/events/corrections", ingest.post_corrections, methods=["POST"]),
@@ -79,9 +110,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
+        access_logs=settings.access_logs,
     )
-    app.add_middleware(Observability, access_logs=settings.access_logs)
-    return app
 
 
 def app_from_env() -> Starlette:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 
@@ -23,6 +24,8 @@ from voxmeter.server.auth import authenticate, require_token
 from voxmeter.server.limits import limited
 from voxmeter.server.observability import API_SCOPE_KEY
 from voxmeter.server.runtime import Runtime
+
+log = logging.getLogger("voxmeter.server")
 
 DAILY = "daily"
 _TOKEN_HEADER = b"wolkvox-token"
@@ -74,9 +77,12 @@ def _capped(body: bytes, settings: Settings) -> bytes:
 async def _billing(
     runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
 ) -> None:
-    operation = principal.operation
-    period, daily = _period(query, operation.local_date(runtime.clock()), runtime.settings)
+    today = principal.operation.local_date(runtime.clock())
+    period, daily = _period(query, today, runtime.settings)
     async with limited(runtime, principal) as call:
+        operation = call.principal.operation
+        if operation is not principal.operation:  # changed since it was cached
+            period, daily = _period(query, operation.local_date(runtime.clock()), runtime.settings)
         produce = reports.daily_rows if daily else reports.billing_rows
         rows = await produce(runtime.store, operation, meter, period)
         body = _capped(envelope.success(meter.code_type, BILLING_MSG, rows), runtime.settings)
@@ -89,14 +95,13 @@ async def _information(
     runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
 ) -> None:
     async with limited(runtime, principal) as call:
+        token, operation = call.principal.token, call.principal.operation
         if meter.api == "services":
-            rows = reports.services_rows(principal.operation)
+            rows = reports.services_rows(operation)
         else:
-            quota = Quota.for_call(principal.operation, runtime.clock(), runtime.settings)
-            usage = call.usage or await runtime.store.calls_today(
-                principal.token.id, principal.operation.id, quota.day
-            )
-            rows = reports.token_info_rows(principal.token, quota.token_limit, usage)
+            quota = Quota.for_call(operation, runtime.clock(), runtime.settings)
+            usage = call.usage or await runtime.store.calls_today(token.id, operation.id, quota.day)
+            rows = reports.token_info_rows(token, quota.token_limit, usage)
         body = envelope.success(meter.code_type, SERVICES_MSG, rows)
     await send_json(send, 200, body, call.headers)  # after the slot is released
 
@@ -117,7 +122,9 @@ class ReportEndpoint:
             secret = require_token(header(scope, _TOKEN_HEADER))
             query = parse_query(scope["query_string"])
             api = params.required(query, "api")
-            principal = await authenticate(runtime, secret, TokenScope.REPORT)
+            principal = await authenticate(
+                runtime, secret, TokenScope.REPORT, cached=runtime.settings.enforce_limits
+            )
             meter = lookup(self.family, api)
             if meter is None:
                 raise errors.api_does_not_exist()
@@ -125,7 +132,16 @@ class ReportEndpoint:
             await self.answer(runtime, principal, meter, query, send)
         except errors.ApiError as error:
             await send_failure(send, error)
+        except Exception:
+            # These endpoints bypass Starlette's error handling (see app.py).
+            # Nothing was sent yet: every answer is sent whole, at the end.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await send_failure(send, errors.ApiError(500, errors.INTERNAL_ERROR))
 
 
 billing = ReportEndpoint(Family.BILLING, _billing)
 information = ReportEndpoint(Family.INFORMATION, _information)
+ENDPOINTS: dict[str, ReportEndpoint] = {
+    "/api/v2/billing.php": billing,
+    "/api/v2/information.php": information,
+}

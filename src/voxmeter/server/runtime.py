@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from voxmeter.config import Settings
 from voxmeter.metering.clock import Clock
+from voxmeter.server.credentials import CredentialCache
 from voxmeter.storage.base import Store
 
 
@@ -17,6 +18,7 @@ class Runtime:
     clock: Clock
     store: Store
     schema_head: str  # the migration revision this version of voxmeter needs
+    credentials: CredentialCache = field(default_factory=CredentialCache)
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -21,6 +21,7 @@ from voxmeter.metering.models import (
     NewOperation,
     Operation,
     OperationChanges,
+    Principal,
     RecordOutcome,
     Rejection,
     RejectionRecord,
@@ -109,16 +110,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def admit(
         self,
-        token_id: str,
-        operation_id: int,
+        principal: Principal,
         quota: Quota,
         concurrency: int,
         lease_until: datetime,
         now: datetime,
     ) -> Admission:
-        """Let one call of the token run, atomically across every process.
+        """Let one call of the principal's token run, atomically across every process.
 
-        Admitted only if the token and its operation both have calls left
+        First, in the same transaction, the credential is checked: a token
+        revoked, or an operation changed (a newer ``revision``) since the
+        principal was read gives ``CREDENTIAL_CHANGED`` and counts nothing,
+        which is what lets the server cache principals. Then the call is
+        admitted only if the token and its operation both have calls left
         today and fewer than ``concurrency`` of the token's calls hold a slot;
         then both day counters grow by one and the call holds a slot until
         :meth:`release`, or until ``lease_until`` at the latest should its

@@ -50,7 +50,8 @@ _GAUGES = sorted(GAUGE_METERS)
 
 _OPERATION_COLUMNS = (
     "o.id, o.name, o.server_id, o.timezone, o.licenses, o.pbx, o.created_at,"
-    " ARRAY(SELECT s.service FROM operation_services s WHERE s.operation_id = o.id)"
+    " ARRAY(SELECT s.service FROM operation_services s WHERE s.operation_id = o.id),"
+    " o.revision"
 )
 _TOKEN_COLUMNS = (
     "t.id, t.operation_id, t.scope, t.description, t.created_at,"
@@ -68,6 +69,7 @@ def _operation(row: Sequence[Any]) -> Operation:
         pbx=row[5],
         created_at=row[6],
         services=frozenset(row[7]),
+        revision=row[8],
     )
 
 
@@ -200,7 +202,7 @@ class PostgresStore(Store):
             cursor = await conn.execute(
                 "UPDATE operations SET licenses = coalesce(%s, licenses),"
                 " server_id = coalesce(%s, server_id), timezone = coalesce(%s, timezone),"
-                " pbx = coalesce(%s, pbx) WHERE name = %s RETURNING id",
+                " pbx = coalesce(%s, pbx), revision = revision + 1 WHERE name = %s RETURNING id",
                 (changes.licenses, changes.server_id, changes.timezone, changes.pbx, name),
             )
             row = await cursor.fetchone()
@@ -263,8 +265,8 @@ class PostgresStore(Store):
         )
         if row is None:
             return None
-        principal = Principal(token=self._token(row[:7]), operation=_operation(row[7:15]))
-        return Credential(principal=principal, secret_hash=bytes(row[15]))
+        principal = Principal(token=self._token(row[:7]), operation=_operation(row[7:16]))
+        return Credential(principal=principal, secret_hash=bytes(row[16]))
 
     async def list_tokens(self, operation_id: int) -> list[Token]:
         rows = await self._all(
@@ -289,19 +291,19 @@ class PostgresStore(Store):
 
     async def admit(
         self,
-        token_id: str,
-        operation_id: int,
+        principal: Principal,
         quota: Quota,
         concurrency: int,
         lease_until: datetime,
         now: datetime,
     ) -> Admission:
         verdict, token_used, operation_used, slot = await self._one(
-            "SELECT * FROM voxmeter_admit(%s::text, %s::bigint, %s::date, %s::bigint,"
-            " %s::bigint, %s::integer, %s::timestamptz, %s::timestamptz)",
+            "SELECT * FROM voxmeter_admit(%s::text, %s::bigint, %s::bigint, %s::date,"
+            " %s::bigint, %s::bigint, %s::integer, %s::timestamptz, %s::timestamptz)",
             (
-                token_id,
-                operation_id,
+                principal.token.id,
+                principal.operation.id,
+                principal.operation.revision,
                 quota.day,
                 quota.token_limit,
                 quota.operation_limit,

@@ -46,6 +46,11 @@ def upgrade(url: str) -> None:
     command.upgrade(_config(url), "head")
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Take the schema at ``url`` back to ``revision`` (to run an earlier release)."""
+    command.downgrade(_config(url), revision)
+
+
 def ensure_current(url: str) -> None:
     """Raise :class:`SchemaNotCurrent` unless the schema is at the latest revision."""
     current, head = current_revision(url), head_revision()

@@ -134,6 +134,55 @@ SQLITE = [
 ]
 
 
+# One round trip per admission; the advisory lock serialises the calls
+# of one operation, which share its daily quota.
+ADMIT_FUNCTION = """
+CREATE FUNCTION voxmeter_admit(
+    p_token text, p_operation bigint, p_day date, p_token_limit bigint,
+    p_operation_limit bigint, p_concurrency integer, p_lease_until timestamptz,
+    p_now timestamptz
+) RETURNS TABLE (verdict text, token_used bigint, operation_used bigint, slot integer)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_token_used bigint;
+    v_operation_used bigint;
+    v_slot integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(72451, p_operation::integer);
+    SELECT coalesce((SELECT c.used FROM token_calls c
+                     WHERE c.token_id = p_token AND c.day = p_day), 0)
+      INTO v_token_used;
+    SELECT coalesce((SELECT c.used FROM operation_calls c
+                     WHERE c.operation_id = p_operation AND c.day = p_day), 0)
+      INTO v_operation_used;
+    IF v_token_used >= p_token_limit OR v_operation_used >= p_operation_limit THEN
+        RETURN QUERY SELECT 'quota_exceeded', v_token_used, v_operation_used, NULL::integer;
+        RETURN;
+    END IF;
+    SELECT s INTO v_slot FROM generate_series(0, p_concurrency - 1) AS s
+     WHERE NOT EXISTS (SELECT 1 FROM token_slots t WHERE t.token_id = p_token
+                       AND t.slot = s AND t.lease_until > p_now)
+     ORDER BY s LIMIT 1;
+    IF v_slot IS NULL THEN
+        RETURN QUERY SELECT 'too_many_in_flight', v_token_used, v_operation_used,
+                            NULL::integer;
+        RETURN;
+    END IF;
+    INSERT INTO token_slots AS t (token_id, slot, lease_until)
+         VALUES (p_token, v_slot, p_lease_until)
+    ON CONFLICT (token_id, slot) DO UPDATE SET lease_until = excluded.lease_until;
+    INSERT INTO token_calls AS c (token_id, day, used, last_at)
+         VALUES (p_token, p_day, 1, p_now)
+    ON CONFLICT (token_id, day) DO UPDATE SET used = c.used + 1, last_at = excluded.last_at;
+    INSERT INTO operation_calls AS c (operation_id, day, used)
+         VALUES (p_operation, p_day, 1)
+    ON CONFLICT (operation_id, day) DO UPDATE SET used = c.used + 1;
+    RETURN QUERY SELECT 'admitted', v_token_used + 1, v_operation_used + 1, v_slot;
+END
+$$
+"""
+
 # PostgreSQL: native types; the ledger partitioned by month on the day an
 # event counts on. A unique key on a partitioned table must include the
 # partition key, so the permanent (operation, id) dedupe key lives in the
@@ -196,54 +245,7 @@ POSTGRES = [
         PRIMARY KEY (token_id, slot)
     )
     """,
-    # One round trip per admission; the advisory lock serialises the calls
-    # of one operation, which share its daily quota.
-    """
-    CREATE FUNCTION voxmeter_admit(
-        p_token text, p_operation bigint, p_day date, p_token_limit bigint,
-        p_operation_limit bigint, p_concurrency integer, p_lease_until timestamptz,
-        p_now timestamptz
-    ) RETURNS TABLE (verdict text, token_used bigint, operation_used bigint, slot integer)
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE
-        v_token_used bigint;
-        v_operation_used bigint;
-        v_slot integer;
-    BEGIN
-        PERFORM pg_advisory_xact_lock(72451, p_operation::integer);
-        SELECT coalesce((SELECT c.used FROM token_calls c
-                         WHERE c.token_id = p_token AND c.day = p_day), 0)
-          INTO v_token_used;
-        SELECT coalesce((SELECT c.used FROM operation_calls c
-                         WHERE c.operation_id = p_operation AND c.day = p_day), 0)
-          INTO v_operation_used;
-        IF v_token_used >= p_token_limit OR v_operation_used >= p_operation_limit THEN
-            RETURN QUERY SELECT 'quota_exceeded', v_token_used, v_operation_used, NULL::integer;
-            RETURN;
-        END IF;
-        SELECT s INTO v_slot FROM generate_series(0, p_concurrency - 1) AS s
-         WHERE NOT EXISTS (SELECT 1 FROM token_slots t WHERE t.token_id = p_token
-                           AND t.slot = s AND t.lease_until > p_now)
-         ORDER BY s LIMIT 1;
-        IF v_slot IS NULL THEN
-            RETURN QUERY SELECT 'too_many_in_flight', v_token_used, v_operation_used,
-                                NULL::integer;
-            RETURN;
-        END IF;
-        INSERT INTO token_slots AS t (token_id, slot, lease_until)
-             VALUES (p_token, v_slot, p_lease_until)
-        ON CONFLICT (token_id, slot) DO UPDATE SET lease_until = excluded.lease_until;
-        INSERT INTO token_calls AS c (token_id, day, used, last_at)
-             VALUES (p_token, p_day, 1, p_now)
-        ON CONFLICT (token_id, day) DO UPDATE SET used = c.used + 1, last_at = excluded.last_at;
-        INSERT INTO operation_calls AS c (operation_id, day, used)
-             VALUES (p_operation, p_day, 1)
-        ON CONFLICT (operation_id, day) DO UPDATE SET used = c.used + 1;
-        RETURN QUERY SELECT 'admitted', v_token_used + 1, v_operation_used + 1, v_slot;
-    END
-    $$
-    """,
+    ADMIT_FUNCTION,
     """
     CREATE TABLE event_keys (
         operation_id bigint NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
