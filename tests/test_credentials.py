@@ -1,9 +1,10 @@
-"""Cached credentials and batched admissions: faster, and exactly as strict.
+"""Cached credentials and figures, batched admissions: faster, and exactly as strict.
 
-The server keeps the principals it has read (server/credentials.py) and the
-SQLite store admits the calls of one event-loop turn in one transaction.
-Neither may let a revoked token through, serve an operation's old settings,
-or count a call twice or not at all.
+The server keeps the principals it has read (server/credentials.py), the
+SQLite store keeps the figures it has summed and admits the calls of one
+event-loop turn in one transaction. None of it may let a revoked token
+through, serve an operation's old settings or an old figure, or count a call
+twice or not at all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token
+from ledger_helpers import record
 from voxmeter.config import Settings
 from voxmeter.metering import tokens
 from voxmeter.metering.limits import Admission, Quota, Verdict
@@ -198,3 +200,22 @@ def test_the_day_quota_is_recomputed_when_the_day_changes():
     assert Quota.for_call(operation, now + timedelta(hours=8), settings) is today
     assert Quota.for_call(operation, now + timedelta(hours=9), settings).day == today.day + DAY
     assert Quota.for_call(operation, now - timedelta(hours=16), settings).day == today.day - DAY
+
+
+async def test_figures_read_again_see_events_written_by_any_connection(
+    store: Store, clock: FakeClock, database_url: str
+):
+    operation = await add_operation(store, clock, timezone="UTC")
+    day = clock().date()
+    first = day.replace(day=1)
+    assert await store.summed_total(operation.id, "ivr_calls", first, day) == 0
+    await record(store, operation, clock(), ("ivr_calls", 2, clock(), "own"))
+    assert await store.summed_total(operation.id, "ivr_calls", first, day) == 2
+    other = await open_store(database_url)  # another worker, say
+    try:
+        await record(other, operation, clock(), ("ivr_calls", 3, clock(), "other"))
+        await record(other, operation, clock(), ("chat_licenses", 7, clock(), "gauge"))
+    finally:
+        await other.close()
+    assert await store.summed_total(operation.id, "ivr_calls", first, day) == 5
+    assert await store.gauge_value(operation.id, "chat_licenses", day) == 7

@@ -320,8 +320,7 @@ class PostgresStore(Store):
 
     async def release(self, token_id: str, slot: int, lease: int) -> None:
         await self._one(
-            "DELETE FROM token_slots WHERE token_id = %s AND slot = %s AND lease_until = %s"
-            " RETURNING slot",
+            "SELECT voxmeter_release(%s::text, %s::integer, %s::timestamptz)",
             (token_id, slot, _EPOCH + timedelta(microseconds=lease)),
         )
 

@@ -76,6 +76,9 @@ _TOKEN_COLUMNS = (
 )
 
 
+_MAX_CACHED_FIGURES = 10_000
+
+
 @dataclass(slots=True)
 class _Ask:
     """One call waiting for its admission."""
@@ -99,14 +102,24 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._slots = slot_locks(sqlite_path(url) + "-slots")
         self._asks: list[_Ask] = []
+        # Report figures already read, valid while no other connection has
+        # committed (SQLite's data_version) and this one has not written the
+        # ledger: cheaper to check than to sum the rollups again.
+        self._figures: dict[tuple[str, int, str, str, str], int | None] = {}
+        self._figures_version = -1
 
     async def close(self) -> None:
         self._db.close()
 
     @contextmanager
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding SQLite's write lock from its start."""
+        """One write transaction, holding SQLite's write lock from its start.
+
+        ``durable`` ones are the ledger's: they also survive a power loss,
+        and they make the cached figures stale.
+        """
         if durable:
+            self._figures.clear()
             self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -118,6 +131,7 @@ class SQLiteStore(Store):
             self._db.execute("COMMIT")
         finally:
             if durable:
+                self._figures.clear()
                 self._db.execute("PRAGMA synchronous=NORMAL")
 
     async def schema_revision(self) -> str | None:
@@ -602,15 +616,28 @@ class SQLiteStore(Store):
             (meter, date.fromisoformat(day)): (total, gauge) for meter, day, total, gauge in rows
         }
 
+    def _cached_figures(self) -> dict[tuple[str, int, str, str, str], int | None]:
+        """The figure cache, emptied first if another connection has committed since."""
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if version != self._figures_version or len(self._figures) >= _MAX_CACHED_FIGURES:
+            self._figures.clear()
+            self._figures_version = version
+        return self._figures
+
     async def summed_total(
         self, operation_id: int, meter: str, first_day: date, last_day: date
     ) -> int:
-        (total,) = self._db.execute(
-            "SELECT coalesce(sum(total), 0) FROM rollups"
-            " WHERE operation_id = ? AND meter = ? AND day BETWEEN ? AND ?",
-            (operation_id, meter, first_day.isoformat(), last_day.isoformat()),
-        ).fetchone()
-        return int(total)
+        key = ("sum", operation_id, meter, first_day.isoformat(), last_day.isoformat())
+        figures = self._cached_figures()
+        total = figures.get(key)
+        if total is None:
+            (total,) = self._db.execute(
+                "SELECT coalesce(sum(total), 0) FROM rollups"
+                " WHERE operation_id = ? AND meter = ? AND day BETWEEN ? AND ?",
+                key[1:],
+            ).fetchone()
+            figures[key] = total = int(total)
+        return total
 
     async def daily_rollups(
         self, operation_id: int, meter: str, first_day: date, last_day: date
@@ -623,9 +650,13 @@ class SQLiteStore(Store):
         return {date.fromisoformat(day): (total, gauge) for day, total, gauge in rows}
 
     async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
-        row = self._db.execute(
-            "SELECT gauge_value FROM rollups WHERE operation_id = ? AND meter = ? AND day <= ?"
-            " AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
-            (operation_id, meter, day.isoformat()),
-        ).fetchone()
-        return None if row is None else int(row[0])
+        key = ("gauge", operation_id, meter, day.isoformat(), "")
+        figures = self._cached_figures()
+        if key not in figures:
+            row = self._db.execute(
+                "SELECT gauge_value FROM rollups WHERE operation_id = ? AND meter = ?"
+                " AND day <= ? AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
+                key[1:4],
+            ).fetchone()
+            figures[key] = None if row is None else int(row[0])
+        return figures[key]
