@@ -139,18 +139,24 @@ async def sqlite_store(tmp_path):
     await opened.close()
 
 
-async def test_a_call_cancelled_after_its_admission_gives_its_slot_back(
-    sqlite_store: Store, clock: FakeClock
+async def test_a_call_cancelled_while_its_batch_runs_gives_its_slot_back(
+    sqlite_store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ):
     operation = await add_operation(sqlite_store, clock)
     principal = await principal_of(sqlite_store, await add_token(sqlite_store, clock, operation))
+    batcher = sqlite_store._admissions  # type: ignore[attr-defined]
+    admit_all = batcher._serve
+
+    async def cancelling_its_caller(asks):
+        admissions = await admit_all(asks)
+        waiting.cancel()  # the caller goes while its admission is on its way
+        return admissions
+
+    monkeypatch.setattr(batcher, "_serve", cancelling_its_caller)
     waiting = asyncio.create_task(admit(sqlite_store, principal, clock, concurrency=1))
-    await asyncio.sleep(0)  # it has asked; its batch runs next turn
-    # Queued behind the batch: the cancellation lands after the admission,
-    # before the waiting call resumes, and it never gets to release its slot.
-    asyncio.get_running_loop().call_soon(waiting.cancel)
     with pytest.raises(asyncio.CancelledError):
         await waiting
+    monkeypatch.undo()
     later = await admit(sqlite_store, principal, clock, concurrency=1)
     assert later.verdict is Verdict.ADMITTED
     assert later.usage.token_used == 2  # the cancelled call had been counted

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from voxmeter.metering.ledger import DayFigures
@@ -44,6 +45,17 @@ class UnknownOperation(StorageError):
 
 class SchemaNotCurrent(StorageError):
     """The database's schema is behind (or ahead of) this version of voxmeter."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest:
+    """One call asking to run: the arguments of :meth:`Store.admit`."""
+
+    principal: Principal
+    quota: Quota
+    concurrency: int
+    lease_until: datetime
+    now: datetime
 
 
 class Store(abc.ABC):

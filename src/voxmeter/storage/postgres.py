@@ -42,7 +42,8 @@ from voxmeter.metering.models import (
     Scope,
     Token,
 )
-from voxmeter.storage.base import OperationExists, Store, UnknownOperation
+from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
+from voxmeter.storage.batching import TurnBatcher
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -86,6 +87,10 @@ class PostgresStore(Store):
         self.url = url
         self._pool = pool
         self._partitions: set[date] = set()
+        self._admissions = TurnBatcher(self._admit_all, self._give_back)
+        # Slots are given back even when nobody waits any more for the answer.
+        self._releases = TurnBatcher(self._release_all, serve_abandoned=True)
+        self._figures = _FigureCache()
 
     @classmethod
     async def connect(cls, url: str, pool_size: int = 10) -> PostgresStore:
@@ -297,32 +302,57 @@ class PostgresStore(Store):
         lease_until: datetime,
         now: datetime,
     ) -> Admission:
-        verdict, token_used, operation_used, slot = await self._one(
-            "SELECT * FROM voxmeter_admit(%s::text, %s::bigint, %s::bigint, %s::date,"
-            " %s::bigint, %s::bigint, %s::integer, %s::timestamptz, %s::timestamptz)",
+        # The calls that ask in one event-loop turn share one round trip.
+        return await self._admissions.submit(
+            AdmissionRequest(principal, quota, concurrency, lease_until, now)
+        )
+
+    async def _admit_all(self, asks: list[AdmissionRequest]) -> list[Admission]:
+        rows = await self._all(
+            "SELECT * FROM voxmeter_admit_all(%s::text[], %s::bigint[], %s::bigint[],"
+            " %s::date[], %s::bigint[], %s::bigint[], %s::integer[], %s::timestamptz[],"
+            " %s::timestamptz[])",
             (
-                principal.token.id,
-                principal.operation.id,
-                principal.operation.revision,
-                quota.day,
-                quota.token_limit,
-                quota.operation_limit,
-                concurrency,
-                lease_until,
-                now,
+                [ask.principal.token.id for ask in asks],
+                [ask.principal.operation.id for ask in asks],
+                [ask.principal.operation.revision for ask in asks],
+                [ask.quota.day for ask in asks],
+                [ask.quota.token_limit for ask in asks],
+                [ask.quota.operation_limit for ask in asks],
+                [ask.concurrency for ask in asks],
+                [ask.lease_until for ask in asks],
+                [ask.now for ask in asks],
             ),
         )
-        usage = Usage(token_used=token_used, operation_used=operation_used)
-        if slot is None:
-            return Admission(Verdict(verdict), usage)
-        lease = (lease_until - _EPOCH) // _MICROSECOND
-        return Admission(Verdict(verdict), usage, slot=slot, lease=lease)
+        admissions = []
+        for ask, (verdict, token_used, operation_used, slot, ledger_version) in zip(
+            asks, rows, strict=True
+        ):
+            if ledger_version is not None:
+                self._figures.seen(ask.principal.operation.id, ledger_version)
+            usage = Usage(token_used=token_used, operation_used=operation_used)
+            if slot is None:
+                admissions.append(Admission(Verdict(verdict), usage))
+            else:
+                lease = (ask.lease_until - _EPOCH) // _MICROSECOND
+                admissions.append(Admission(Verdict(verdict), usage, slot=slot, lease=lease))
+        return admissions
+
+    async def _give_back(self, ask: AdmissionRequest, admission: Admission) -> None:
+        """The slot of a call admitted but gone (cancelled) before it could run."""
+        if admission.slot is not None and admission.lease is not None:
+            await self.release(ask.principal.token.id, admission.slot, admission.lease)
 
     async def release(self, token_id: str, slot: int, lease: int) -> None:
+        await self._releases.submit((token_id, slot, _EPOCH + timedelta(microseconds=lease)))
+
+    async def _release_all(self, slots: list[tuple[str, int, datetime]]) -> list[None]:
+        tokens, numbers, leases = zip(*slots, strict=True)
         await self._one(
-            "SELECT voxmeter_release(%s::text, %s::integer, %s::timestamptz)",
-            (token_id, slot, _EPOCH + timedelta(microseconds=lease)),
+            "SELECT voxmeter_release_all(%s::text[], %s::integer[], %s::timestamptz[])",
+            (list(tokens), list(numbers), list(leases)),
         )
+        return [None] * len(slots)
 
     async def calls_today(self, token_id: str, operation_id: int, day: date) -> Usage:
         token_used, operation_used = await self._one(
@@ -557,12 +587,19 @@ class PostgresStore(Store):
     async def summed_total(
         self, operation_id: int, meter: str, first_day: date, last_day: date
     ) -> int:
-        (total,) = await self._one(
-            "SELECT coalesce(sum(total), 0) FROM rollups"
-            " WHERE operation_id = %s AND meter = %s AND day BETWEEN %s AND %s",
-            (operation_id, meter, first_day, last_day),
-        )
-        return int(total)
+        key = ("sum", operation_id, meter, first_day, last_day)
+        found, total = self._figures.get(key)
+        if not found:
+            version = self._figures.version(operation_id)
+            (total,) = await self._one(
+                "SELECT coalesce(sum(total), 0) FROM rollups"
+                " WHERE operation_id = %s AND meter = %s AND day BETWEEN %s AND %s",
+                key[1:],
+            )
+            total = int(total)
+            self._figures.put(key, version, total)
+        assert total is not None
+        return total
 
     async def daily_rollups(
         self, operation_id: int, meter: str, first_day: date, last_day: date
@@ -575,12 +612,57 @@ class PostgresStore(Store):
         return {day: (total, gauge) for day, total, gauge in rows}
 
     async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
-        row = await self._one(
-            "SELECT gauge_value FROM rollups WHERE operation_id = %s AND meter = %s"
-            " AND day <= %s AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
-            (operation_id, meter, day),
-        )
-        return None if row is None else int(row[0])
+        key = ("gauge", operation_id, meter, day, day)
+        found, value = self._figures.get(key)
+        if not found:
+            version = self._figures.version(operation_id)
+            row = await self._one(
+                "SELECT gauge_value FROM rollups WHERE operation_id = %s AND meter = %s"
+                " AND day <= %s AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
+                key[1:4],
+            )
+            value = None if row is None else int(row[0])
+            self._figures.put(key, version, value)
+        return value
+
+
+FigureKey = tuple[str, int, str, date, date]
+
+
+class _FigureCache:
+    """Figures already read, valid while their operation's ledger version stays.
+
+    The version is learnt from admissions (voxmeter_admit_all returns it), so
+    a cached figure is only ever served to a call admitted after it was read
+    at that version: it is as current as that call's admission. Where no
+    admission has told the version (limits off, tools), nothing is cached.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._versions: dict[int, int] = {}
+        self._figures: dict[FigureKey, tuple[int, int | None]] = {}
+
+    def seen(self, operation_id: int, version: int) -> None:
+        # Batches may answer out of order; versions only ever grow.
+        if version > self._versions.get(operation_id, -1):
+            self._versions[operation_id] = version
+
+    def version(self, operation_id: int) -> int | None:
+        return self._versions.get(operation_id)
+
+    def get(self, key: FigureKey) -> tuple[bool, int | None]:
+        cached = self._figures.get(key)
+        if cached is None or cached[0] != self._versions.get(key[1]):
+            return False, None
+        return True, cached[1]
+
+    def put(self, key: FigureKey, version: int | None, value: int | None) -> None:
+        if version is None:
+            return
+        if len(self._figures) >= self.capacity:
+            self._figures.clear()
+        self._figures[key] = (version, value)
 
 
 class _Raced(Exception):

@@ -8,11 +8,9 @@ worker processes may share the file; SQLite serialises their writes.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
@@ -43,7 +41,8 @@ from voxmeter.metering.models import (
     Scope,
     Token,
 )
-from voxmeter.storage.base import OperationExists, Store, UnknownOperation
+from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
+from voxmeter.storage.batching import TurnBatcher
 from voxmeter.storage.slotlocks import slot_locks
 
 # SQLite allows at most 32766 host parameters per statement.
@@ -79,17 +78,6 @@ _TOKEN_COLUMNS = (
 _MAX_CACHED_FIGURES = 10_000
 
 
-@dataclass(slots=True)
-class _Ask:
-    """One call waiting for its admission."""
-
-    principal: Principal
-    quota: Quota
-    concurrency: int
-    now: datetime
-    answer: asyncio.Future[Admission]
-
-
 class SQLiteStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -101,7 +89,7 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._slots = slot_locks(sqlite_path(url) + "-slots")
-        self._asks: list[_Ask] = []
+        self._admissions = TurnBatcher(self._admit_all, self._give_back)
         # Report figures already read, valid while no other connection has
         # committed (SQLite's data_version) and this one has not written the
         # ledger: cheaper to check than to sum the rollups again.
@@ -309,36 +297,16 @@ class SQLiteStore(Store):
         # Calls that ask in the same event-loop turn are admitted together in
         # one write transaction: under load most of a call's cost was its own
         # commit. The lease is not needed: a slot is a kernel lock.
-        loop = asyncio.get_running_loop()
-        ask = _Ask(principal, quota, concurrency, now, loop.create_future())
-        if not self._asks:
-            loop.call_soon(self._admit_asked)
-        self._asks.append(ask)
-        try:
-            return await ask.answer
-        except asyncio.CancelledError:
-            # Cancelled after being admitted: nobody will release the slot.
-            if ask.answer.done() and not ask.answer.cancelled():
-                admission = ask.answer.result()
-                if admission.slot is not None:
-                    self._slots.release(principal.token.id, admission.slot)
-            raise
+        return await self._admissions.submit(
+            AdmissionRequest(principal, quota, concurrency, lease_until, now)
+        )
 
-    def _admit_asked(self) -> None:
-        asks = [ask for ask in self._asks if not ask.answer.done()]
-        self._asks = []
-        if not asks:
-            return
-        try:
-            admissions = self._admit_all(asks)
-        except Exception as error:
-            for ask in asks:
-                ask.answer.set_exception(error)
-            return
-        for ask, admission in zip(asks, admissions, strict=True):
-            ask.answer.set_result(admission)
+    async def _give_back(self, ask: AdmissionRequest, admission: Admission) -> None:
+        """The slot of a call admitted but gone (cancelled) before it could run."""
+        if admission.slot is not None:
+            self._slots.release(ask.principal.token.id, admission.slot)
 
-    def _admit_all(self, asks: list[_Ask]) -> list[Admission]:
+    async def _admit_all(self, asks: list[AdmissionRequest]) -> list[Admission]:
         """Each ask in order, in one transaction: every counter is read once, written once."""
         current: dict[str, bool] = {}
         token_used: dict[tuple[str, str], int] = {}

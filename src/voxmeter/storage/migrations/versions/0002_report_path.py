@@ -1,11 +1,13 @@
-"""A revision number per operation, so workers can cache credentials safely;
-cheaper admissions on PostgreSQL.
+"""The report path's cheaper bookkeeping.
 
-Every change to an operation (licenses, time zone, services, ...) bumps it;
-admission compares it with the revision a worker's cached credential was
-built from and refuses a stale one, so a cache never serves changed
-settings or a revoked token. On PostgreSQL, admitting and releasing a call
-no longer wait for a WAL flush, and a released slot's row is reused.
+- ``operations.revision``: every change to an operation (licenses, time
+  zone, services, ...) bumps it. Admission compares it with the revision a
+  worker's cached credential was read at and refuses a stale one, so a
+  cache never serves changed settings or a revoked token.
+- PostgreSQL only: calls admitted and slots released in batches, one round
+  trip per event-loop turn, without waiting for a WAL flush; a released
+  slot's row is reused; ``operations.ledger_version`` moves on with every
+  change to the operation's rollups, so workers can cache figures.
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +27,10 @@ depends_on = None
 
 _ADMIT_0001_ARGS = "text, bigint, date, bigint, bigint, integer, timestamptz, timestamptz"
 _ADMIT_ARGS = "text, bigint, bigint, date, bigint, bigint, integer, timestamptz, timestamptz"
+_ADMIT_ALL_ARGS = (
+    "text[], bigint[], bigint[], date[], bigint[], bigint[], integer[], timestamptz[],"
+    " timestamptz[]"
+)
 
 # The admission function of 0001, plus the credential check: the token must
 # still be active and its operation at the revision the caller's principal
@@ -87,32 +93,99 @@ $$
 """
 
 
-# A slot's row is kept and marked free rather than deleted: the next call
-# of the token updates it in place instead of inserting a new row.
-RELEASE = """
-CREATE FUNCTION voxmeter_release(p_token text, p_slot integer, p_lease timestamptz)
-RETURNS void LANGUAGE plpgsql AS $$
+# The calls a worker admits in one event-loop turn, in one round trip: each
+# as voxmeter_admit would, in order. Every operation's lock is taken first,
+# in one order, so that two workers' batches cannot deadlock. Each answer
+# carries its operation's ledger version, which tells the worker whether
+# the figures it has cached are still current.
+ADMIT_ALL = """
+CREATE FUNCTION voxmeter_admit_all(
+    p_tokens text[], p_operations bigint[], p_revisions bigint[], p_days date[],
+    p_token_limits bigint[], p_operation_limits bigint[], p_concurrency integer[],
+    p_lease_until timestamptz[], p_now timestamptz[]
+) RETURNS TABLE (verdict text, token_used bigint, operation_used bigint, slot integer,
+                 ledger_version bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_operation bigint;
 BEGIN
-    PERFORM set_config('synchronous_commit', 'off', true);
-    UPDATE token_slots SET lease_until = '-infinity'
-     WHERE token_id = p_token AND slot = p_slot AND lease_until = p_lease;
+    FOR v_operation IN SELECT DISTINCT o FROM unnest(p_operations) AS o ORDER BY o LOOP
+        PERFORM pg_advisory_xact_lock(72451, v_operation::integer);
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(p_tokens, 1), 0) LOOP
+        RETURN QUERY
+            SELECT a.verdict, a.token_used, a.operation_used, a.slot,
+                   (SELECT o.ledger_version FROM operations o WHERE o.id = p_operations[i])
+              FROM voxmeter_admit(p_tokens[i], p_operations[i], p_revisions[i], p_days[i],
+                                  p_token_limits[i], p_operation_limits[i], p_concurrency[i],
+                                  p_lease_until[i], p_now[i]) AS a;
+    END LOOP;
 END
 $$
 """
+
+# Slots given back in one turn, in one round trip. A slot's row is kept and
+# marked free rather than deleted: the token's next call updates it in place.
+RELEASE_ALL = """
+CREATE FUNCTION voxmeter_release_all(p_tokens text[], p_slots integer[],
+                                     p_leases timestamptz[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    UPDATE token_slots AS t SET lease_until = '-infinity'
+      FROM unnest(p_tokens, p_slots, p_leases) AS r(token_id, slot, lease_until)
+     WHERE t.token_id = r.token_id AND t.slot = r.slot AND t.lease_until = r.lease_until;
+END
+$$
+"""
+
+_LEDGER_TRIGGERS = (
+    ("rollups_inserted", "INSERT", "NEW"),
+    ("rollups_updated", "UPDATE", "NEW"),
+    ("rollups_deleted", "DELETE", "OLD"),
+)
+
+# Whatever changes an operation's rollups (events, corrections, a manual
+# fix) moves its ledger version on, in the same transaction.
+LEDGER_VERSION = [
+    "ALTER TABLE operations ADD COLUMN ledger_version bigint NOT NULL DEFAULT 0",
+    """
+    CREATE FUNCTION voxmeter_ledger_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE operations SET ledger_version = ledger_version + 1
+         WHERE id IN (SELECT DISTINCT operation_id FROM changed);
+        RETURN NULL;
+    END
+    $$
+    """,
+    *(
+        f"CREATE TRIGGER {name} AFTER {event} ON rollups"
+        f" REFERENCING {table} TABLE AS changed FOR EACH STATEMENT"
+        " EXECUTE FUNCTION voxmeter_ledger_changed()"
+        for name, event, table in _LEDGER_TRIGGERS
+    ),
+]
 
 
 def upgrade() -> None:
     op.execute("ALTER TABLE operations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION voxmeter_admit({_ADMIT_0001_ARGS})")
-        op.execute(ADMIT)
-        op.execute(RELEASE)
+        for statement in (*LEDGER_VERSION, ADMIT, ADMIT_ALL, RELEASE_ALL):
+            op.execute(statement)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION voxmeter_release(text, integer, timestamptz)")
-        op.execute(f"DROP FUNCTION voxmeter_admit({_ADMIT_ARGS})")
+        for statement in (
+            "DROP FUNCTION voxmeter_release_all(text[], integer[], timestamptz[])",
+            f"DROP FUNCTION voxmeter_admit_all({_ADMIT_ALL_ARGS})",
+            f"DROP FUNCTION voxmeter_admit({_ADMIT_ARGS})",
+            *(f"DROP TRIGGER {name} ON rollups" for name, _, _ in _LEDGER_TRIGGERS),
+            "DROP FUNCTION voxmeter_ledger_changed()",
+            "ALTER TABLE operations DROP COLUMN ledger_version",
+        ):
+            op.execute(statement)
         op.execute(_initial().ADMIT_FUNCTION)
     op.execute("ALTER TABLE operations DROP COLUMN revision")
 
