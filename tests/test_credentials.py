@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token
@@ -19,7 +20,7 @@ from ledger_helpers import record
 from voxmeter.config import Settings
 from voxmeter.metering import tokens
 from voxmeter.metering.limits import Admission, Quota, Verdict
-from voxmeter.metering.models import Operation, OperationChanges, Principal
+from voxmeter.metering.models import Action, Correction, Operation, OperationChanges, Principal
 from voxmeter.server.credentials import CredentialCache
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.base import Store
@@ -225,3 +226,21 @@ async def test_figures_read_again_see_events_written_by_any_connection(
         await other.close()
     assert await store.summed_total(operation.id, "ivr_calls", first, day) == 5
     assert await store.gauge_value(operation.id, "chat_licenses", day) == 7
+
+
+async def test_a_report_counts_what_was_recorded_or_corrected_since_the_last_one(
+    server: RunningServer, store: Store, clock: FakeClock
+):
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation)
+
+    def items(http: httpx.Client) -> str:
+        return str(http.get(BILLING, params=IVR).json()["data"][0]["items"])
+
+    with server.client(secret) as http:
+        seen = [items(http), items(http)]  # the second from the worker's cache
+        await record(store, operation, clock(), ("ivr_calls", 4, clock(), "late"))
+        seen.append(items(http))
+        await store.correct_events(operation.id, [Correction("late", Action.VOID)], clock())
+        seen.append(items(http))
+    assert seen == ["0", "0", "4", "0"]
