@@ -28,6 +28,7 @@ import orjson
 import psycopg
 
 from bench.load import load, wrk_available
+from bench.report import markdown
 from voxmeter.metering import tokens
 from voxmeter.metering.models import LedgerEvent, NewOperation, Scope
 from voxmeter.metering.usage import fingerprint
@@ -317,11 +318,13 @@ def main() -> None:
                 "fill_seconds": round(fill_seconds, 1),
                 "fill_events_per_second": round((large - 1000) / fill_seconds),
             }
-    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    from bench.report import markdown
-
-    (HERE / "RESULTS.md").write_text(markdown(results))
-    print((HERE / "RESULTS.md").read_text())
+    # Only a full run replaces the figures the README quotes.
+    out = HERE if not (args.quick or args.only) else HERE / "out"
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "RESULTS.md").write_text(markdown(results))
+    print((out / "RESULTS.md").read_text())
+    print(f"written to {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,27 @@ class _AccessLines:
 _access_lines = _AccessLines()
 
 
+class _Response:
+    """Sends a response with the request id added, noting its status."""
+
+    __slots__ = ("_request_id", "_send", "status")
+
+    def __init__(self, send: Send, request_id: bytes) -> None:
+        self._send = send
+        self._request_id = request_id
+        self.status = 500  # until a response starts
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            # A new list: the sender's (a Response's own headers) stays as it was.
+            message["headers"] = [
+                *message.get("headers", ()),
+                (REQUEST_ID_HEADER, self._request_id),
+            ]
+        await self._send(message)
+
+
 class Observability:
     """Request id in and out, one JSON log line, request metrics."""
 
@@ -147,22 +168,13 @@ class Observability:
         started = time.perf_counter()
         incoming = header(scope, REQUEST_ID_HEADER)
         request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else _new_request_id()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER, request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
+        response = _Response(send, request_id.encode())
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, response.send)
         finally:
             elapsed = time.perf_counter() - started
             path, api = _labels(scope)
+            status = response.status
             _count(path, api, status, elapsed)
             if self.access_logs and access_log.isEnabledFor(logging.INFO):
                 # Never the token, never the body: method, path, api, status, time.
