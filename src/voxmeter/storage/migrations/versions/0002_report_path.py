@@ -26,78 +26,24 @@ branch_labels = None
 depends_on = None
 
 _ADMIT_0001_ARGS = "text, bigint, date, bigint, bigint, integer, timestamptz, timestamptz"
-_ADMIT_ARGS = "text, bigint, bigint, date, bigint, bigint, integer, timestamptz, timestamptz"
 _ADMIT_ALL_ARGS = (
     "text[], bigint[], bigint[], date[], bigint[], bigint[], integer[], timestamptz[],"
     " timestamptz[]"
 )
 
-# The admission function of 0001, plus the credential check: the token must
-# still be active and its operation at the revision the caller's principal
-# was read at, or nothing is counted and the verdict says so.
-ADMIT = """
-CREATE FUNCTION voxmeter_admit(
-    p_token text, p_operation bigint, p_revision bigint, p_day date, p_token_limit bigint,
-    p_operation_limit bigint, p_concurrency integer, p_lease_until timestamptz,
-    p_now timestamptz
-) RETURNS TABLE (verdict text, token_used bigint, operation_used bigint, slot integer)
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-    v_token_used bigint;
-    v_operation_used bigint;
-    v_slot integer;
-BEGIN
-    -- Call counters and slots are not worth a WAL flush per call: a server
-    -- crash may forget the last few calls counted, never corrupt anything.
-    -- (The ledger's commits stay synchronous.)
-    PERFORM set_config('synchronous_commit', 'off', true);
-    PERFORM pg_advisory_xact_lock(72451, p_operation::integer);
-    IF NOT EXISTS (SELECT 1 FROM tokens t JOIN operations o ON o.id = t.operation_id
-                   WHERE t.id = p_token AND t.revoked_at IS NULL
-                     AND o.id = p_operation AND o.revision = p_revision) THEN
-        RETURN QUERY SELECT 'credential_changed', 0::bigint, 0::bigint, NULL::integer;
-        RETURN;
-    END IF;
-    SELECT coalesce((SELECT c.used FROM token_calls c
-                     WHERE c.token_id = p_token AND c.day = p_day), 0)
-      INTO v_token_used;
-    SELECT coalesce((SELECT c.used FROM operation_calls c
-                     WHERE c.operation_id = p_operation AND c.day = p_day), 0)
-      INTO v_operation_used;
-    IF v_token_used >= p_token_limit OR v_operation_used >= p_operation_limit THEN
-        RETURN QUERY SELECT 'quota_exceeded', v_token_used, v_operation_used, NULL::integer;
-        RETURN;
-    END IF;
-    SELECT s INTO v_slot FROM generate_series(0, p_concurrency - 1) AS s
-     WHERE NOT EXISTS (SELECT 1 FROM token_slots t WHERE t.token_id = p_token
-                       AND t.slot = s AND t.lease_until > p_now)
-     ORDER BY s LIMIT 1;
-    IF v_slot IS NULL THEN
-        RETURN QUERY SELECT 'too_many_in_flight', v_token_used, v_operation_used,
-                            NULL::integer;
-        RETURN;
-    END IF;
-    INSERT INTO token_slots AS t (token_id, slot, lease_until)
-         VALUES (p_token, v_slot, p_lease_until)
-    ON CONFLICT (token_id, slot) DO UPDATE SET lease_until = excluded.lease_until;
-    INSERT INTO token_calls AS c (token_id, day, used, last_at)
-         VALUES (p_token, p_day, 1, p_now)
-    ON CONFLICT (token_id, day) DO UPDATE SET used = c.used + 1, last_at = excluded.last_at;
-    INSERT INTO operation_calls AS c (operation_id, day, used)
-         VALUES (p_operation, p_day, 1)
-    ON CONFLICT (operation_id, day) DO UPDATE SET used = c.used + 1;
-    RETURN QUERY SELECT 'admitted', v_token_used + 1, v_operation_used + 1, v_slot;
-END
-$$
-"""
-
-
-# The calls a worker admits in one event-loop turn, in one round trip: each
-# as voxmeter_admit would, in order. Every operation's lock is taken first,
-# in one order, so that two workers' batches cannot deadlock. Each answer
-# carries its operation's ledger version, which tells the worker whether
-# the figures it has cached are still current.
+# The calls a worker admits in one event-loop turn, in one round trip, one
+# after the other in the order they asked: a call is admitted if its token
+# is still active and its operation at the revision its principal was read
+# at (else 'credential_changed'), both day counters are under their limits
+# ('quota_exceeded') and the token has a free slot ('too_many_in_flight').
+# Each operation's lock is taken first, in one order, so two workers'
+# batches cannot deadlock. Each counter and each token's slots are read
+# once, kept in arrays (keyed 'id|day') while the asks are decided, and
+# written once. Each answer carries the operation's ledger version, which
+# tells the worker whether the figures it has cached are still current.
+# Call counters and slots are not worth a WAL flush per call: a server
+# crash may forget the last few calls counted, never corrupt anything (the
+# ledger's commits stay synchronous).
 ADMIT_ALL = """
 CREATE FUNCTION voxmeter_admit_all(
     p_tokens text[], p_operations bigint[], p_revisions bigint[], p_days date[],
@@ -106,20 +52,145 @@ CREATE FUNCTION voxmeter_admit_all(
 ) RETURNS TABLE (verdict text, token_used bigint, operation_used bigint, slot integer,
                  ledger_version bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
-    v_operation bigint;
+    n integer := coalesce(array_length(p_tokens, 1), 0);
+    v_verdicts text[] := array_fill(NULL::text, ARRAY[n]);
+    v_token_used bigint[] := array_fill(0::bigint, ARRAY[n]);
+    v_operation_used bigint[] := array_fill(0::bigint, ARRAY[n]);
+    v_slots integer[] := array_fill(NULL::integer, ARRAY[n]);
+    v_versions bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+    -- operation counters, by 'operation|day'
+    o_keys text[] := '{}';
+    o_ids bigint[] := '{}';
+    o_days date[] := '{}';
+    o_used bigint[] := '{}';
+    o_counted boolean[] := '{}';
+    o_versions bigint[] := '{}';
+    -- token counters, by 'token|day'
+    t_keys text[] := '{}';
+    t_ids text[] := '{}';
+    t_days date[] := '{}';
+    t_used bigint[] := '{}';
+    t_last timestamptz[] := '{}';
+    -- credentials checked, by 'token|revision'
+    c_keys text[] := '{}';
+    c_current boolean[] := '{}';
+    -- slots taken, as 'token|slot'; the tokens whose slots were read
+    b_keys text[] := '{}';
+    b_tokens text[] := '{}';
+    -- slots taken by this batch
+    n_tokens text[] := '{}';
+    n_slots integer[] := '{}';
+    n_leases timestamptz[] := '{}';
+    v_lock bigint;
+    v_key text;
+    o integer;
+    t integer;
+    c integer;
+    v_slot integer;
 BEGIN
-    FOR v_operation IN SELECT DISTINCT o FROM unnest(p_operations) AS o ORDER BY o LOOP
-        PERFORM pg_advisory_xact_lock(72451, v_operation::integer);
+    PERFORM set_config('synchronous_commit', 'off', true);
+    FOR v_lock IN SELECT DISTINCT x FROM unnest(p_operations) AS x ORDER BY x LOOP
+        PERFORM pg_advisory_xact_lock(72451, v_lock::integer);
     END LOOP;
-    FOR i IN 1 .. coalesce(array_length(p_tokens, 1), 0) LOOP
-        RETURN QUERY
-            SELECT a.verdict, a.token_used, a.operation_used, a.slot,
-                   (SELECT o.ledger_version FROM operations o WHERE o.id = p_operations[i])
-              FROM voxmeter_admit(p_tokens[i], p_operations[i], p_revisions[i], p_days[i],
-                                  p_token_limits[i], p_operation_limits[i], p_concurrency[i],
-                                  p_lease_until[i], p_now[i]) AS a;
+    FOR i IN 1 .. n LOOP
+        v_key := p_operations[i] || '|' || p_days[i];
+        o := array_position(o_keys, v_key);
+        IF o IS NULL THEN
+            o_keys := o_keys || v_key;
+            o_ids := o_ids || p_operations[i];
+            o_days := o_days || p_days[i];
+            o_used := o_used || coalesce((SELECT x.used FROM operation_calls x
+                                          WHERE x.operation_id = p_operations[i]
+                                            AND x.day = p_days[i]), 0);
+            o_counted := o_counted || false;
+            o_versions := o_versions || (SELECT x.ledger_version FROM operations x
+                                         WHERE x.id = p_operations[i]);
+            o := array_length(o_keys, 1);
+        END IF;
+        v_key := p_tokens[i] || '|' || p_days[i];
+        t := array_position(t_keys, v_key);
+        IF t IS NULL THEN
+            t_keys := t_keys || v_key;
+            t_ids := t_ids || p_tokens[i];
+            t_days := t_days || p_days[i];
+            t_used := t_used || coalesce((SELECT x.used FROM token_calls x
+                                          WHERE x.token_id = p_tokens[i]
+                                            AND x.day = p_days[i]), 0);
+            t_last := t_last || NULL::timestamptz;
+            t := array_length(t_keys, 1);
+        END IF;
+        v_key := p_tokens[i] || '|' || p_revisions[i];
+        c := array_position(c_keys, v_key);
+        IF c IS NULL THEN
+            c_keys := c_keys || v_key;
+            c_current := c_current || EXISTS (
+                SELECT 1 FROM tokens x JOIN operations y ON y.id = x.operation_id
+                 WHERE x.id = p_tokens[i] AND x.revoked_at IS NULL
+                   AND y.id = p_operations[i] AND y.revision = p_revisions[i]);
+            c := array_length(c_keys, 1);
+        END IF;
+        IF array_position(b_tokens, p_tokens[i]) IS NULL THEN
+            b_tokens := b_tokens || p_tokens[i];
+            b_keys := b_keys || ARRAY(SELECT p_tokens[i] || '|' || x.slot FROM token_slots x
+                                       WHERE x.token_id = p_tokens[i]
+                                         AND x.lease_until > p_now[i]);
+        END IF;
+        v_versions[i] := o_versions[o];
+        v_token_used[i] := t_used[t];
+        v_operation_used[i] := o_used[o];
+        IF NOT c_current[c] THEN
+            v_verdicts[i] := 'credential_changed';
+            v_token_used[i] := 0;
+            v_operation_used[i] := 0;
+            CONTINUE;
+        END IF;
+        IF t_used[t] >= p_token_limits[i] OR o_used[o] >= p_operation_limits[i] THEN
+            v_verdicts[i] := 'quota_exceeded';
+            CONTINUE;
+        END IF;
+        v_slot := NULL;
+        FOR s IN 0 .. p_concurrency[i] - 1 LOOP
+            IF array_position(b_keys, p_tokens[i] || '|' || s) IS NULL THEN
+                v_slot := s;
+                EXIT;
+            END IF;
+        END LOOP;
+        IF v_slot IS NULL THEN
+            v_verdicts[i] := 'too_many_in_flight';
+            CONTINUE;
+        END IF;
+        b_keys := b_keys || (p_tokens[i] || '|' || v_slot);
+        n_tokens := n_tokens || p_tokens[i];
+        n_slots := n_slots || v_slot;
+        n_leases := n_leases || p_lease_until[i];
+        t_used[t] := t_used[t] + 1;
+        o_used[o] := o_used[o] + 1;
+        t_last[t] := greatest(t_last[t], p_now[i]);
+        o_counted[o] := true;
+        v_verdicts[i] := 'admitted';
+        v_slots[i] := v_slot;
+        v_token_used[i] := t_used[t];
+        v_operation_used[i] := o_used[o];
     END LOOP;
+    -- Every counter and slot this batch changed, written once.
+    INSERT INTO token_slots AS x (token_id, slot, lease_until)
+         SELECT * FROM unnest(n_tokens, n_slots, n_leases)
+    ON CONFLICT (token_id, slot) DO UPDATE SET lease_until = excluded.lease_until;
+    INSERT INTO token_calls AS x (token_id, day, used, last_at)
+         SELECT * FROM unnest(t_ids, t_days, t_used, t_last) AS y(token_id, day, used, last_at)
+          WHERE y.last_at IS NOT NULL
+    ON CONFLICT (token_id, day) DO UPDATE
+        SET used = excluded.used, last_at = greatest(x.last_at, excluded.last_at);
+    INSERT INTO operation_calls AS x (operation_id, day, used)
+         SELECT y.operation_id, y.day, y.used
+           FROM unnest(o_ids, o_days, o_used, o_counted) AS y(operation_id, day, used, counted)
+          WHERE y.counted
+    ON CONFLICT (operation_id, day) DO UPDATE SET used = excluded.used;
+    RETURN QUERY SELECT v_verdicts[j], v_token_used[j], v_operation_used[j], v_slots[j],
+                        v_versions[j]
+                   FROM generate_series(1, n) AS j ORDER BY j;
 END
 $$
 """
@@ -171,7 +242,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE operations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION voxmeter_admit({_ADMIT_0001_ARGS})")
-        for statement in (*LEDGER_VERSION, ADMIT, ADMIT_ALL, RELEASE_ALL):
+        for statement in (*LEDGER_VERSION, ADMIT_ALL, RELEASE_ALL):
             op.execute(statement)
 
 
@@ -180,7 +251,6 @@ def downgrade() -> None:
         for statement in (
             "DROP FUNCTION voxmeter_release_all(text[], integer[], timestamptz[])",
             f"DROP FUNCTION voxmeter_admit_all({_ADMIT_ALL_ARGS})",
-            f"DROP FUNCTION voxmeter_admit({_ADMIT_ARGS})",
             *(f"DROP TRIGGER {name} ON rollups" for name, _, _ in _LEDGER_TRIGGERS),
             "DROP FUNCTION voxmeter_ledger_changed()",
             "ALTER TABLE operations DROP COLUMN ledger_version",
