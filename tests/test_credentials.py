@@ -20,7 +20,14 @@ from ledger_helpers import record
 from voxmeter.config import Settings
 from voxmeter.metering import tokens
 from voxmeter.metering.limits import Admission, Quota, Verdict
-from voxmeter.metering.models import Action, Correction, Operation, OperationChanges, Principal
+from voxmeter.metering.models import (
+    Action,
+    Correction,
+    Operation,
+    OperationChanges,
+    Principal,
+    Scope,
+)
 from voxmeter.server.credentials import CredentialCache
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.base import Store
@@ -233,14 +240,19 @@ async def test_a_report_counts_what_was_recorded_or_corrected_since_the_last_one
 ):
     operation = await add_operation(store, clock)
     secret = await add_token(store, clock, operation)
+    feeder = await add_token(store, clock, operation, Scope.INGEST)
+    own = {"id": "own", "meter": "ivr_calls", "quantity": 2, "time": clock().isoformat()}
 
     def items(http: httpx.Client) -> str:
         return str(http.get(BILLING, params=IVR).json()["data"][0]["items"])
 
-    with server.client(secret) as http:
+    with server.client(secret) as http, server.client(feeder) as feed:
         seen = [items(http), items(http)]  # the second from the worker's cache
+        # Written by another connection, then through the server's own.
         await record(store, operation, clock(), ("ivr_calls", 4, clock(), "late"))
+        seen.append(items(http))
+        assert feed.post("/api/v2/events", json={"events": [own]}).status_code == 200
         seen.append(items(http))
         await store.correct_events(operation.id, [Correction("late", Action.VOID)], clock())
         seen.append(items(http))
-    assert seen == ["0", "0", "4", "0"]
+    assert seen == ["0", "0", "4", "6", "2"]

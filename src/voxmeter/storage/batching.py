@@ -19,12 +19,14 @@ Result = TypeVar("Result")
 
 
 class TurnBatcher(Generic[Request, Result]):
-    """Serves requests in batches, one batch at a time, by one call of ``serve`` each.
+    """Serves requests in batches, by one call of ``serve`` each.
 
-    A batch holds the requests made in one loop turn, or, while a batch is
-    being served, all those made meanwhile: the busier the worker, the
-    bigger its batches (group commit), and its batches never contend with
-    each other for the database's locks.
+    A batch holds the requests made in one loop turn. With ``one_at_a_time``
+    (the default) a batch waits for the one being served, and so holds all
+    the requests made meanwhile: the busier the worker, the bigger its
+    batches (group commit), and its batches never contend with each other
+    for the database's locks. Without it, batches that would not contend
+    anyway start at once, for the shortest wait.
 
     ``serve`` answers a list of requests with a list of results in the same
     order. Should it raise, every request of the batch raises the same
@@ -41,12 +43,14 @@ class TurnBatcher(Generic[Request, Result]):
         abandoned: Callable[[Request, Result], Awaitable[None]] | None = None,
         *,
         serve_abandoned: bool = False,
+        one_at_a_time: bool = True,
     ) -> None:
         self._serve = serve
         self._abandoned = abandoned
         self._serve_abandoned = serve_abandoned
+        self._one_at_a_time = one_at_a_time
         self._pending: list[tuple[Request, asyncio.Future[Result]]] = []
-        self._running: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()  # referenced until done
 
     async def submit(self, request: Request) -> Result:
         loop = asyncio.get_running_loop()
@@ -68,14 +72,15 @@ class TurnBatcher(Generic[Request, Result]):
             raise
 
     def _start_batch(self) -> None:
-        if self._running is not None or not self._pending:
+        if not self._pending or (self._one_at_a_time and self._running):
             return  # the running batch starts the next one when it is done
         batch, self._pending = self._pending, []
-        self._running = asyncio.get_running_loop().create_task(self._run(batch))
-        self._running.add_done_callback(self._batch_done)
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._running.add(task)
+        task.add_done_callback(self._batch_done)
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._running = None
+        self._running.discard(task)
         self._start_batch()
 
     async def _run(self, batch: list[tuple[Request, asyncio.Future[Result]]]) -> None:

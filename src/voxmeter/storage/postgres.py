@@ -44,6 +44,7 @@ from voxmeter.metering.models import (
 )
 from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
 from voxmeter.storage.batching import TurnBatcher
+from voxmeter.storage.figures import FigureCache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -88,9 +89,10 @@ class PostgresStore(Store):
         self._pool = pool
         self._partitions: set[date] = set()
         self._admissions = TurnBatcher(self._admit_all, self._give_back)
-        # Slots are given back even when nobody waits any more for the answer.
-        self._releases = TurnBatcher(self._release_all, serve_abandoned=True)
-        self._figures = _FigureCache()
+        # Slots are given back even when nobody waits any more for the answer,
+        # and at once: releases of distinct slots do not contend.
+        self._releases = TurnBatcher(self._release_all, serve_abandoned=True, one_at_a_time=False)
+        self._figures = FigureCache()
 
     @classmethod
     async def connect(cls, url: str, pool_size: int = 10) -> PostgresStore:
@@ -587,19 +589,16 @@ class PostgresStore(Store):
     async def summed_total(
         self, operation_id: int, meter: str, first_day: date, last_day: date
     ) -> int:
-        key = ("sum", operation_id, meter, first_day, last_day)
-        found, total = self._figures.get(key)
-        if not found:
-            version = self._figures.version(operation_id)
+        async def read() -> int:
             (total,) = await self._one(
                 "SELECT coalesce(sum(total), 0) FROM rollups"
                 " WHERE operation_id = %s AND meter = %s AND day BETWEEN %s AND %s",
-                key[1:],
+                (operation_id, meter, first_day, last_day),
             )
-            total = int(total)
-            self._figures.put(key, version, total)
-        assert total is not None
-        return total
+            return int(total)
+
+        key = ("sum", operation_id, meter, first_day, last_day)
+        return await self._figures.read_through(key, read) or 0
 
     async def daily_rollups(
         self, operation_id: int, meter: str, first_day: date, last_day: date
@@ -612,57 +611,15 @@ class PostgresStore(Store):
         return {day: (total, gauge) for day, total, gauge in rows}
 
     async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
-        key = ("gauge", operation_id, meter, day, day)
-        found, value = self._figures.get(key)
-        if not found:
-            version = self._figures.version(operation_id)
+        async def read() -> int | None:
             row = await self._one(
                 "SELECT gauge_value FROM rollups WHERE operation_id = %s AND meter = %s"
                 " AND day <= %s AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
-                key[1:4],
+                (operation_id, meter, day),
             )
-            value = None if row is None else int(row[0])
-            self._figures.put(key, version, value)
-        return value
+            return None if row is None else int(row[0])
 
-
-FigureKey = tuple[str, int, str, date, date]
-
-
-class _FigureCache:
-    """Figures already read, valid while their operation's ledger version stays.
-
-    The version is learnt from admissions (voxmeter_admit_all returns it), so
-    a cached figure is only ever served to a call admitted after it was read
-    at that version: it is as current as that call's admission. Where no
-    admission has told the version (limits off, tools), nothing is cached.
-    """
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self.capacity = capacity
-        self._versions: dict[int, int] = {}
-        self._figures: dict[FigureKey, tuple[int, int | None]] = {}
-
-    def seen(self, operation_id: int, version: int) -> None:
-        # Batches may answer out of order; versions only ever grow.
-        if version > self._versions.get(operation_id, -1):
-            self._versions[operation_id] = version
-
-    def version(self, operation_id: int) -> int | None:
-        return self._versions.get(operation_id)
-
-    def get(self, key: FigureKey) -> tuple[bool, int | None]:
-        cached = self._figures.get(key)
-        if cached is None or cached[0] != self._versions.get(key[1]):
-            return False, None
-        return True, cached[1]
-
-    def put(self, key: FigureKey, version: int | None, value: int | None) -> None:
-        if version is None:
-            return
-        if len(self._figures) >= self.capacity:
-            self._figures.clear()
-        self._figures[key] = (version, value)
+        return await self._figures.read_through(("gauge", operation_id, meter, day, day), read)
 
 
 class _Raced(Exception):

@@ -43,6 +43,7 @@ from voxmeter.metering.models import (
 )
 from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
 from voxmeter.storage.batching import TurnBatcher
+from voxmeter.storage.figures import FigureCache
 from voxmeter.storage.slotlocks import slot_locks
 
 # SQLite allows at most 32766 host parameters per statement.
@@ -75,9 +76,6 @@ _TOKEN_COLUMNS = (
 )
 
 
-_MAX_CACHED_FIGURES = 10_000
-
-
 class SQLiteStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -90,11 +88,10 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._slots = slot_locks(sqlite_path(url) + "-slots")
         self._admissions = TurnBatcher(self._admit_all, self._give_back)
-        # Report figures already read, valid while no other connection has
-        # committed (SQLite's data_version) and this one has not written the
-        # ledger: cheaper to check than to sum the rollups again.
-        self._figures: dict[tuple[str, int, str, str, str], int | None] = {}
-        self._figures_version = -1
+        # The ledger's version for the figure cache is SQLite's data_version,
+        # read by each admission batch: it moves on when another connection
+        # commits. This connection's own ledger writes clear the cache.
+        self._figures = FigureCache()
 
     async def close(self) -> None:
         self._db.close()
@@ -350,6 +347,9 @@ class SQLiteStore(Store):
                     last_at[token_key] = to_micros(ask.now)
                     grown = Usage(usage.token_used + 1, usage.operation_used + 1)
                     admissions.append(Admission(Verdict.ADMITTED, grown, slot=slot, lease=0))
+                (version,) = db.execute("PRAGMA data_version").fetchone()
+                for ask in asks:
+                    self._figures.seen(ask.principal.operation.id, version)
                 # The write lock was held since the reads: absolute values are exact.
                 db.executemany(
                     "INSERT INTO token_calls (token_id, day, used, last_at) VALUES (?, ?, ?, ?)"
@@ -584,28 +584,19 @@ class SQLiteStore(Store):
             (meter, date.fromisoformat(day)): (total, gauge) for meter, day, total, gauge in rows
         }
 
-    def _cached_figures(self) -> dict[tuple[str, int, str, str, str], int | None]:
-        """The figure cache, emptied first if another connection has committed since."""
-        (version,) = self._db.execute("PRAGMA data_version").fetchone()
-        if version != self._figures_version or len(self._figures) >= _MAX_CACHED_FIGURES:
-            self._figures.clear()
-            self._figures_version = version
-        return self._figures
-
     async def summed_total(
         self, operation_id: int, meter: str, first_day: date, last_day: date
     ) -> int:
-        key = ("sum", operation_id, meter, first_day.isoformat(), last_day.isoformat())
-        figures = self._cached_figures()
-        total = figures.get(key)
-        if total is None:
+        async def read() -> int:
             (total,) = self._db.execute(
                 "SELECT coalesce(sum(total), 0) FROM rollups"
                 " WHERE operation_id = ? AND meter = ? AND day BETWEEN ? AND ?",
-                key[1:],
+                (operation_id, meter, first_day.isoformat(), last_day.isoformat()),
             ).fetchone()
-            figures[key] = total = int(total)
-        return total
+            return int(total)
+
+        key = ("sum", operation_id, meter, first_day, last_day)
+        return await self._figures.read_through(key, read) or 0
 
     async def daily_rollups(
         self, operation_id: int, meter: str, first_day: date, last_day: date
@@ -618,13 +609,12 @@ class SQLiteStore(Store):
         return {date.fromisoformat(day): (total, gauge) for day, total, gauge in rows}
 
     async def gauge_value(self, operation_id: int, meter: str, day: date) -> int | None:
-        key = ("gauge", operation_id, meter, day.isoformat(), "")
-        figures = self._cached_figures()
-        if key not in figures:
+        async def read() -> int | None:
             row = self._db.execute(
                 "SELECT gauge_value FROM rollups WHERE operation_id = ? AND meter = ?"
                 " AND day <= ? AND gauge_at IS NOT NULL ORDER BY day DESC LIMIT 1",
-                key[1:4],
+                (operation_id, meter, day.isoformat()),
             ).fetchone()
-            figures[key] = None if row is None else int(row[0])
-        return figures[key]
+            return None if row is None else int(row[0])
+
+        return await self._figures.read_through(("gauge", operation_id, meter, day, day), read)
