@@ -98,7 +98,10 @@ class limited:  # lower case: it reads as a function, ``async with limited(...)`
             )
         assert admission.slot is not None and admission.lease is not None
         self._admission, self._headers = admission, headers
-        self._deadline = asyncio.timeout(settings.time_limit_seconds)
+        # A time limit can only interrupt a call at a point where it waits;
+        # where the store never makes it wait, arming one would cost for nothing.
+        interruptible = runtime.store.calls_wait or settings.simulated_latency_seconds > 0
+        self._deadline = asyncio.timeout(settings.time_limit_seconds if interruptible else None)
         await self._deadline.__aenter__()
         try:
             if settings.simulated_latency_seconds:

@@ -62,6 +62,9 @@ class Store(abc.ABC):
     """One database holding operations, tokens and the usage ledger."""
 
     url: str
+    # Whether a report's reads wait on I/O (and so can be interrupted by the
+    # call's time limit) or run to completion without yielding.
+    calls_wait: bool = True
 
     @abc.abstractmethod
     async def close(self) -> None: ...

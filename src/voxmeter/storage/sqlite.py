@@ -77,6 +77,9 @@ _TOKEN_COLUMNS = (
 
 
 class SQLiteStore(Store):
+    # Statements run in the event loop's thread, start to end.
+    calls_wait = False
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._db = sqlite3.connect(sqlite_path(url), isolation_level=None, check_same_thread=False)
