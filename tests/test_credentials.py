@@ -256,3 +256,15 @@ async def test_a_report_counts_what_was_recorded_or_corrected_since_the_last_one
         await store.correct_events(operation.id, [Correction("late", Action.VOID)], clock())
         seen.append(items(http))
     assert seen == ["0", "0", "4", "6", "2"]
+
+
+async def test_a_stale_principal_is_caught_beside_a_fresh_one_in_one_batch(
+    store: Store, clock: FakeClock
+):
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation)
+    stale = await principal_of(store, secret)
+    await store.update_operation(operation.name, OperationChanges(licenses=5))
+    fresh = await principal_of(store, secret)
+    answers = await asyncio.gather(admit(store, fresh, clock), admit(store, stale, clock))
+    assert [a.verdict for a in answers] == [Verdict.ADMITTED, Verdict.CREDENTIAL_CHANGED]

@@ -308,7 +308,7 @@ class SQLiteStore(Store):
 
     async def _admit_all(self, asks: list[AdmissionRequest]) -> list[Admission]:
         """Each ask in order, in one transaction: every counter is read once, written once."""
-        current: dict[str, bool] = {}
+        current: dict[tuple[str, int], bool] = {}  # by token and operation revision
         token_used: dict[tuple[str, str], int] = {}
         operation_used: dict[tuple[int, str], int] = {}
         last_at: dict[tuple[str, str], int] = {}  # the tokens with calls counted
@@ -319,11 +319,12 @@ class SQLiteStore(Store):
             with self._write() as db:
                 for ask in asks:
                     token, operation = ask.principal.token, ask.principal.operation
-                    if token.id not in current:
-                        current[token.id] = self._credential_current(
+                    checked = (token.id, operation.revision)
+                    if checked not in current:
+                        current[checked] = self._credential_current(
                             token.id, operation.id, operation.revision
                         )
-                    if not current[token.id]:
+                    if not current[checked]:
                         admissions.append(Admission(Verdict.CREDENTIAL_CHANGED, Usage(0, 0)))
                         continue
                     day = ask.quota.day.isoformat()
