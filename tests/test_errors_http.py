@@ -117,3 +117,26 @@ async def test_repeating_the_same_api_value_is_tolerated(
         response = http.get(BILLING, params=[("api", "ivr_calls"), ("api", "ivr_calls")])
     assert response.status_code == 200
     assert response.json()["data"][0]["items"] == "3"
+
+
+async def test_a_fault_on_the_report_path_is_answered_in_the_envelope(
+    server: RunningServer,
+    store: Store,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    from voxmeter.metering import reports
+
+    async def broken(*args: Any) -> str:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(reports, "figure", broken)
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation)
+    with server.client(secret) as http:
+        answers = [http.get(BILLING, params={"api": "ivr_calls"}) for _ in range(3)]
+    assert_envelope(answers[0], 500, "AN INTERNAL ERROR OCCURRED")
+    # Not 403 for simultaneous calls: each failed call gave its slot back.
+    assert [a.status_code for a in answers] == [500, 500, 500]
+    assert "the disk is on fire" in caplog.text
