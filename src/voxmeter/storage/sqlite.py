@@ -91,10 +91,12 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._slots = slot_locks(sqlite_path(url) + "-slots")
         self._admissions = TurnBatcher(self._admit_all, self._give_back)
-        # The ledger's version for the figure cache is SQLite's data_version,
-        # read by each admission batch: it moves on when another connection
-        # commits. This connection's own ledger writes clear the cache.
+        # The ledger's version for the figure cache: counts the admission
+        # batches that found SQLite's data_version changed (it changes when
+        # another connection commits). Own ledger writes clear the cache.
         self._figures = FigureCache()
+        self._data_version = -1
+        self._ledger_version = 0
 
     async def close(self) -> None:
         self._db.close()
@@ -351,9 +353,12 @@ class SQLiteStore(Store):
                     last_at[token_key] = to_micros(ask.now)
                     grown = Usage(usage.token_used + 1, usage.operation_used + 1)
                     admissions.append(Admission(Verdict.ADMITTED, grown, slot=slot, lease=0))
-                (version,) = db.execute("PRAGMA data_version").fetchone()
+                (data_version,) = db.execute("PRAGMA data_version").fetchone()
+                if data_version != self._data_version:
+                    self._data_version = data_version
+                    self._ledger_version += 1
                 for ask in asks:
-                    self._figures.seen(ask.principal.operation.id, version)
+                    self._figures.seen(ask.principal.operation.id, self._ledger_version)
                 # The write lock was held since the reads: absolute values are exact.
                 db.executemany(
                     "INSERT INTO token_calls (token_id, day, used, last_at) VALUES (?, ?, ?, ?)"
