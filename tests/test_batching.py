@@ -71,3 +71,12 @@ async def test_a_failing_batch_fails_each_of_its_requests():
     batcher = TurnBatcher(broken, never)
     outcomes = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
     assert [type(o) for o in outcomes] == [OSError, OSError]
+
+
+async def test_an_interrupted_batch_fails_its_requests_instead_of_leaving_them_waiting():
+    async def interrupted(requests: list[int]) -> list[int]:
+        raise asyncio.CancelledError
+
+    batcher = TurnBatcher(interrupted)
+    with pytest.raises(RuntimeError, match="batch interrupted"):
+        await asyncio.wait_for(batcher.submit(1), timeout=5)

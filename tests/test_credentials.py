@@ -46,6 +46,17 @@ async def principal_of(store: Store, secret: str) -> Principal:
     return credential.principal
 
 
+async def stale_and_fresh(
+    store: Store, clock: FakeClock, changes: OperationChanges
+) -> tuple[Principal, Principal]:
+    """A token's principal read before ``changes`` to its operation, and one read after."""
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation)
+    stale = await principal_of(store, secret)
+    await store.update_operation(operation.name, changes)
+    return stale, await principal_of(store, secret)
+
+
 async def admit(
     store: Store, principal: Principal, clock: FakeClock, concurrency: int = 2, per_license: int = 3
 ) -> Admission:
@@ -98,13 +109,10 @@ async def test_changes_to_an_operation_apply_from_its_next_call(
 async def test_admission_refuses_a_stale_or_revoked_credential_and_counts_nothing(
     store: Store, clock: FakeClock
 ):
-    operation = await add_operation(store, clock)
-    secret = await add_token(store, clock, operation)
-    stale = await principal_of(store, secret)
-    await store.update_operation(operation.name, OperationChanges(pbx=4))
+    stale, fresh = await stale_and_fresh(store, clock, OperationChanges(pbx=4))
+    operation = fresh.operation
     changed = await admit(store, stale, clock)
     assert changed.verdict is Verdict.CREDENTIAL_CHANGED
-    fresh = await principal_of(store, secret)
     assert fresh.operation.revision > stale.operation.revision
     assert (await admit(store, fresh, clock)).verdict is Verdict.ADMITTED
     await store.revoke_token(fresh.token.id, clock())
@@ -261,10 +269,6 @@ async def test_a_report_counts_what_was_recorded_or_corrected_since_the_last_one
 async def test_a_stale_principal_is_caught_beside_a_fresh_one_in_one_batch(
     store: Store, clock: FakeClock
 ):
-    operation = await add_operation(store, clock)
-    secret = await add_token(store, clock, operation)
-    stale = await principal_of(store, secret)
-    await store.update_operation(operation.name, OperationChanges(licenses=5))
-    fresh = await principal_of(store, secret)
+    stale, fresh = await stale_and_fresh(store, clock, OperationChanges(licenses=5))
     answers = await asyncio.gather(admit(store, fresh, clock), admit(store, stale, clock))
     assert [a.verdict for a in answers] == [Verdict.ADMITTED, Verdict.CREDENTIAL_CHANGED]

@@ -89,13 +89,23 @@ class TurnBatcher(Generic[Request, Result]):
             return
         try:
             results = await self._serve([request for request, _ in live])
-        except Exception as error:
+        except BaseException as error:
+            # Nobody may wait forever: a batch cancelled (at shutdown) fails
+            # its requests with an ordinary error, then goes on being cancelled.
+            failure = error if isinstance(error, Exception) else RuntimeError("batch interrupted")
             for _, answer in live:
                 if not answer.done():
-                    answer.set_exception(error)
+                    answer.set_exception(failure)
+            if failure is not error:
+                raise
             return
+        gone = []
         for (request, answer), result in zip(live, results, strict=True):
             if not answer.done():
                 answer.set_result(result)
-            elif self._abandoned is not None:
+            else:
+                gone.append((request, result))
+        # Given back only once every waiting requester has its answer.
+        if self._abandoned is not None:
+            for request, result in gone:
                 await self._abandoned(request, result)

@@ -109,7 +109,6 @@ class SQLiteStore(Store):
         and they make the cached figures stale.
         """
         if durable:
-            self._figures.clear()
             self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("BEGIN IMMEDIATE")
         try:
