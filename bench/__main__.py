@@ -29,9 +29,9 @@ import psycopg
 
 from bench.load import load, wrk_available
 from bench.report import markdown
-from voxmeter.metering import tokens
-from voxmeter.metering.models import LedgerEvent, NewOperation, Scope
-from voxmeter.metering.usage import fingerprint
+from voxmeter.domain import tokens
+from voxmeter.domain.models import LedgerEvent, NewOperation, TokenScope
+from voxmeter.domain.usage import fingerprint
 from voxmeter.storage import open_store, schema
 
 HERE = Path(__file__).resolve().parent
@@ -115,7 +115,7 @@ async def prepare(url: str, licenses: int = 1000) -> dict[str, Any]:
             NewOperation(name="Bench", licenses=licenses, timezone="UTC"), now
         )
         secrets = {}
-        for scope in Scope:
+        for scope in TokenScope:
             token_id, secret = tokens.mint()
             await store.create_token(
                 token_id, operation.id, tokens.secret_hash(secret), scope, "bench", now

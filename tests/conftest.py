@@ -23,8 +23,8 @@ import uvicorn
 
 from voxmeter.config import Settings
 from voxmeter.contract.meters import BILLING_METERS
-from voxmeter.metering import tokens
-from voxmeter.metering.models import NewOperation, Operation, Scope
+from voxmeter.domain import tokens
+from voxmeter.domain.models import NewOperation, Operation, TokenScope
 from voxmeter.server.app import create_app
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.base import Store
@@ -224,7 +224,7 @@ async def add_operation(store: Store, clock: FakeClock, **fields: Any) -> Operat
 
 
 async def add_token(
-    store: Store, clock: FakeClock, operation: Operation, scope: Scope = Scope.REPORT
+    store: Store, clock: FakeClock, operation: Operation, scope: TokenScope = TokenScope.REPORT
 ) -> str:
     """A new token's secret."""
     token_id, secret = tokens.mint()

@@ -8,8 +8,8 @@ from typing import Any
 
 from voxmeter.contract.meters import billing_meter
 from voxmeter.contract.quantities import to_scaled
-from voxmeter.metering.models import LedgerEvent, Operation
-from voxmeter.metering.usage import fingerprint
+from voxmeter.domain.models import LedgerEvent, Operation
+from voxmeter.domain.usage import fingerprint
 from voxmeter.storage.base import Store
 
 

@@ -65,7 +65,7 @@ def test_duplicate_operation_and_unknown_operation_fail(run):
     assert "Acme" in again.stderr
     missing = run("operation", "show", "Nobody")
     assert missing.exit_code == 1
-    assert "no operation named 'Nobody'" in missing.stderr
+    assert "NO OPERATION NAMED 'Nobody'" in missing.stderr
 
 
 def test_token_create_prints_only_the_secret_and_list_never_shows_it(run):

@@ -18,17 +18,17 @@ import pytest
 from conftest import FakeClock, RunningServer, add_operation, add_token
 from ledger_helpers import record
 from voxmeter.config import Settings
-from voxmeter.metering import tokens
-from voxmeter.metering.limits import Admission, Quota, Verdict
-from voxmeter.metering.models import (
+from voxmeter.domain import tokens
+from voxmeter.domain.admission import Admission, Quota, Verdict
+from voxmeter.domain.models import (
     Action,
     Correction,
     Operation,
     OperationChanges,
     Principal,
-    Scope,
+    TokenScope,
 )
-from voxmeter.server.credentials import CredentialCache
+from voxmeter.services.credentials import CredentialCache
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.base import Store
 
@@ -60,7 +60,7 @@ async def stale_and_fresh(
 async def admit(
     store: Store, principal: Principal, clock: FakeClock, concurrency: int = 2, per_license: int = 3
 ) -> Admission:
-    quota = Quota.for_call(principal.operation, clock(), Settings(calls_per_license=per_license))
+    quota = Quota.for_call(principal.operation, clock(), per_license)
     return await store.admit(principal, quota, concurrency, clock() + LEASE, clock())
 
 
@@ -218,10 +218,16 @@ def test_the_day_quota_is_recomputed_when_the_day_changes():
     settings = Settings(calls_per_license=3)
     now = datetime(2026, 11, 24, 15, tzinfo=UTC)
     operation = Operation(1, "Acme", "0001", "UTC", 1, 0, frozenset(), now)
-    today = Quota.for_call(operation, now, settings)
-    assert Quota.for_call(operation, now + timedelta(hours=8), settings) is today
-    assert Quota.for_call(operation, now + timedelta(hours=9), settings).day == today.day + DAY
-    assert Quota.for_call(operation, now - timedelta(hours=16), settings).day == today.day - DAY
+    today = Quota.for_call(operation, now, settings.calls_per_license)
+    assert Quota.for_call(operation, now + timedelta(hours=8), settings.calls_per_license) is today
+    assert (
+        Quota.for_call(operation, now + timedelta(hours=9), settings.calls_per_license).day
+        == today.day + DAY
+    )
+    assert (
+        Quota.for_call(operation, now - timedelta(hours=16), settings.calls_per_license).day
+        == today.day - DAY
+    )
 
 
 async def test_figures_read_again_see_events_written_by_any_connection(
@@ -248,7 +254,7 @@ async def test_a_report_counts_what_was_recorded_or_corrected_since_the_last_one
 ):
     operation = await add_operation(store, clock)
     secret = await add_token(store, clock, operation)
-    feeder = await add_token(store, clock, operation, Scope.INGEST)
+    feeder = await add_token(store, clock, operation, TokenScope.INGEST)
     own = {"id": "own", "meter": "ivr_calls", "quantity": 2, "time": clock().isoformat()}
 
     def items(http: httpx.Client) -> str:

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, snapshot
 from ledger_helpers import record
-from voxmeter.metering import tokens
-from voxmeter.metering.models import Scope
+from voxmeter.domain import tokens
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 BILLING = "/api/v2/billing.php"
@@ -32,7 +32,7 @@ async def world(store: Store, clock: FakeClock) -> dict[str, Any]:
     operation = await add_operation(store, clock)
     await record(store, operation, clock(), ("ivr_calls", 3, "2026-11-02T12:00:00Z"))
     report = await add_token(store, clock, operation)
-    ingest = await add_token(store, clock, operation, Scope.INGEST)
+    ingest = await add_token(store, clock, operation, TokenScope.INGEST)
     revoked = await add_token(store, clock, operation)
     assert await store.revoke_token(tokens.token_id_of(revoked), clock())
     return {"report": report, "ingest": ingest, "revoked": revoked}
@@ -126,12 +126,12 @@ async def test_a_fault_on_the_report_path_is_answered_in_the_envelope(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ):
-    from voxmeter.metering import reports
+    from voxmeter.services.reports import ReportService
 
     async def broken(*args: Any) -> str:
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(reports, "figure", broken)
+    monkeypatch.setattr(ReportService, "figure", broken)
     operation = await add_operation(store, clock)
     secret = await add_token(store, clock, operation)
     with server.client(secret) as http:

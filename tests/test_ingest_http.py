@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, snapshot
-from voxmeter.metering.models import Scope
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 EVENTS = "/api/v2/events"
@@ -31,7 +31,7 @@ def event(event_id: str, meter: str = "ivr_calls", quantity: Any = 1, time: str 
 async def tokens_(store: Store, clock: FakeClock) -> dict[str, str]:
     operation = await add_operation(store, clock)
     return {
-        "ingest": await add_token(store, clock, operation, Scope.INGEST),
+        "ingest": await add_token(store, clock, operation, TokenScope.INGEST),
         "report": await add_token(store, clock, operation),
     }
 

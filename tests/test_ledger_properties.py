@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from conftest import FakeClock, add_operation
 from ledger_helpers import ledger_event
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.ledger import discrepancies
-from voxmeter.metering.models import Action, Correction, CorrectionResult, Operation
+from voxmeter.domain.ledger import discrepancies
+from voxmeter.domain.models import Action, Correction, CorrectionResult, Operation
 from voxmeter.storage import open_store
 from voxmeter.storage.base import Store
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import FakeClock, RunningServer, add_operation, add_token, snapshot
 from ledger_helpers import record
 from voxmeter.config import Settings
-from voxmeter.metering import tokens
-from voxmeter.metering.limits import Quota, Verdict
+from voxmeter.domain import tokens
+from voxmeter.domain.admission import Quota, Verdict
 from voxmeter.storage.base import Store
 
 BILLING = "/api/v2/billing.php"
@@ -195,13 +195,13 @@ HOLD_TWO_SLOTS = """
 import asyncio, sys
 from datetime import datetime, timedelta
 from voxmeter.config import Settings
-from voxmeter.metering.limits import Quota, Verdict
+from voxmeter.domain.admission import Quota, Verdict
 from voxmeter.storage import open_store
 
 async def main(url, token_id, now):
     store = await open_store(url)
     principal = (await store.find_credential(token_id)).principal
-    quota = Quota.for_call(principal.operation, now, Settings())
+    quota = Quota.for_call(principal.operation, now, Settings().calls_per_license)
     for _ in range(2):
         admission = await store.admit(principal, quota, 2, now + timedelta(seconds=65), now)
         assert admission.verdict is Verdict.ADMITTED
@@ -229,7 +229,7 @@ async def test_slots_held_by_a_worker_that_dies_are_freed(
         credential = await store.find_credential(token_id)
         assert credential is not None
         principal = credential.principal
-        quota = Quota.for_call(operation, clock(), Settings())
+        quota = Quota.for_call(operation, clock(), Settings().calls_per_license)
         lease_until = clock() + timedelta(seconds=65)
         refused = await store.admit(principal, quota, 2, lease_until, clock())
         assert refused.verdict is Verdict.TOO_MANY_IN_FLIGHT

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, execute_sql
-from voxmeter.metering.models import Scope
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 
@@ -53,7 +53,7 @@ async def test_metrics_count_requests_events_and_refusals(
     operation = await add_operation(store, clock, licenses=2)
     report = await add_token(store, clock, operation)
     feeder = await add_operation(store, clock, name="Feeder", licenses=5)
-    ingest = await add_token(store, clock, feeder, Scope.INGEST)
+    ingest = await add_token(store, clock, feeder, TokenScope.INGEST)
     with server.client() as http:
         before = http.get("/metrics").text
         for _ in range(3):

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, snapshot
 from ledger_helpers import record
-from voxmeter.metering.models import Scope
+from voxmeter.domain.models import TokenScope
 from voxmeter.server.app import create_app
 from voxmeter.server.openapi import document
 from voxmeter.storage import open_store
@@ -54,7 +54,7 @@ async def fuzz_target(server: RunningServer, store: Store, clock: FakeClock):
     operation = await add_operation(store, clock, licenses=1000)
     await record(store, operation, clock(), ("ivr_calls", 3, "2026-11-02T12:00:00Z"))
     report = await add_token(store, clock, operation)
-    ingest = await add_token(store, clock, operation, Scope.INGEST)
+    ingest = await add_token(store, clock, operation, TokenScope.INGEST)
     return server, report, ingest
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, free_port
 from ledger_helpers import record
-from voxmeter.metering import tokens
-from voxmeter.metering.models import Scope
+from voxmeter.domain import tokens
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 from voxmeter.storage.sqlite import sqlite_path
 
@@ -36,7 +36,7 @@ def database_bytes(database_url: str) -> bytes:
 
 async def test_tokens_are_stored_only_as_hashes(store: Store, clock: FakeClock, database_url: str):
     operation = await add_operation(store, clock)
-    secrets = [await add_token(store, clock, operation, scope) for scope in Scope]
+    secrets = [await add_token(store, clock, operation, scope) for scope in TokenScope]
     stored = database_bytes(database_url)
     for secret in secrets:
         random_part = secret.split("_", 2)[2]  # it may hold "_" itself
@@ -77,7 +77,7 @@ async def test_tokens_never_reach_the_logs(
 ):
     operation = await add_operation(store, clock)
     secret = await add_token(store, clock, operation)
-    ingest = await add_token(store, clock, operation, Scope.INGEST)
+    ingest = await add_token(store, clock, operation, TokenScope.INGEST)
     caplog.set_level(logging.DEBUG)
     with server.client() as http:
         for token in (secret, ingest, secret + "x", "vxm_" + "0" * 12 + "_guess"):
@@ -97,7 +97,7 @@ async def test_no_endpoint_crosses_operations(
     theirs = await add_operation(store, clock, name="Theirs", licenses=9, pbx=5)
     await record(store, theirs, clock(), ("ivr_calls", 99, "2026-11-02T12:00:00Z", "their-cdr"))
     report = await add_token(store, clock, mine)
-    ingest = await add_token(store, clock, mine, Scope.INGEST)
+    ingest = await add_token(store, clock, mine, TokenScope.INGEST)
     with server.client() as http:
 
         def call(method: str, path: str, token: str, **kwargs) -> httpx.Response:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from conftest import FakeClock, add_operation, add_token
-from voxmeter.metering.models import Scope
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 
@@ -18,7 +18,7 @@ async def test_sigterm_under_ingestion_load_loses_no_accepted_batch(
     store: Store, clock: FakeClock, serve_process
 ):
     operation = await add_operation(store, clock, licenses=10, timezone="UTC")
-    secret = await add_token(store, clock, operation, Scope.INGEST)
+    secret = await add_token(store, clock, operation, TokenScope.INGEST)
     server = serve_process(workers=1, concurrency_per_token=8)
     moment = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     outcomes: dict[str, int | str] = {}  # batch name -> status, or the error met

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, execute_sql
 from voxmeter.cli import main
-from voxmeter.metering.models import Scope
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 
@@ -58,7 +58,7 @@ async def test_import_streams_batches_and_is_safe_to_rerun(
     server: RunningServer, store: Store, clock: FakeClock, cli, tmp_path: Path
 ):
     operation = await add_operation(store, clock)
-    secret = await add_token(store, clock, operation, Scope.INGEST)
+    secret = await add_token(store, clock, operation, TokenScope.INGEST)
     data = write_jsonl(tmp_path / "events.jsonl", 2500)
     args = ("usage", "import", str(data), "--base-url", server.base_url, "--token", secret)
     first = cli(*args, "--batch-size", "1000")
@@ -73,7 +73,7 @@ async def test_import_reads_csv(
     server: RunningServer, store: Store, clock: FakeClock, cli, tmp_path: Path
 ):
     operation = await add_operation(store, clock)
-    secret = await add_token(store, clock, operation, Scope.INGEST)
+    secret = await add_token(store, clock, operation, TokenScope.INGEST)
     data = tmp_path / "events.csv"
     data.write_text(
         "id,meter,quantity,time,attributes\n"
@@ -93,7 +93,7 @@ async def test_import_stops_at_a_refused_batch_and_names_the_lines(
     server: RunningServer, store: Store, clock: FakeClock, cli, tmp_path: Path
 ):
     operation = await add_operation(store, clock)
-    secret = await add_token(store, clock, operation, Scope.INGEST)
+    secret = await add_token(store, clock, operation, TokenScope.INGEST)
     data = write_jsonl(tmp_path / "events.jsonl", 5)
     with data.open("ab") as out:
         out.write(b'{"id": "x", "meter": "fax", "quantity": 1, "time": "2026-11-20T10:00:00Z"}\n')
@@ -144,7 +144,7 @@ def test_an_import_interrupted_by_a_server_crash_finishes_exactly_when_rerun(
         store = await open_store(database_url)
         clock = FakeClock()
         operation = await add_operation(store, clock, licenses=5, timezone="UTC")
-        secret = await add_token(store, clock, operation, Scope.INGEST)
+        secret = await add_token(store, clock, operation, TokenScope.INGEST)
         await store.close()
         return secret, operation
 

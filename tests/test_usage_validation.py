@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from voxmeter.config import Settings
 from voxmeter.contract.quantities import QuantityError, to_scaled
-from voxmeter.metering.models import Operation
-from voxmeter.metering.usage import EventError, Window, validate_batch, validate_event
+from voxmeter.domain.models import Operation
+from voxmeter.domain.usage import EventError, Window, validate_batch, validate_event
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 OPERATION = Operation(
@@ -26,7 +26,9 @@ OPERATION = Operation(
     services=frozenset(),
     created_at=NOW,
 )
-WINDOW = Window.open_month(OPERATION, NOW, Settings())
+WINDOW = Window.open_month(
+    OPERATION, NOW, grace=Settings().previous_month_grace, skew=Settings().future_skew
+)
 
 
 def raw(quantity: Any, meter: str = "ivr_calls", time: str = "2026-11-20T10:00:00-05:00") -> dict:

@@ -9,8 +9,8 @@ from threading import Barrier
 import httpx
 
 from conftest import FakeClock, add_operation, add_token
-from voxmeter.metering import tokens
-from voxmeter.metering.models import Scope
+from voxmeter.domain import tokens
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 IVR = "/api/v2/billing.php?api=ivr_calls"
@@ -62,7 +62,7 @@ async def test_concurrent_overlapping_ingestion_is_exact_across_workers(
 ):
     """Six clients send overlapping batches (each event in two of them) at once."""
     operation = await add_operation(store, clock, licenses=5, timezone="UTC")
-    secret = await add_token(store, clock, operation, Scope.INGEST)
+    secret = await add_token(store, clock, operation, TokenScope.INGEST)
     server = serve_process(workers=2, concurrency_per_token=16)
     moment = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     if moment.day == 1 and moment.hour == 0:

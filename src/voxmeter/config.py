@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from typing import Any
 
 MAX_CONCURRENCY_PER_TOKEN = 64
@@ -51,6 +52,14 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.time_limit_seconds <= 0:
             raise ValueError("time_limit_seconds must be positive")
+
+    @property
+    def previous_month_grace(self) -> timedelta:
+        return timedelta(hours=self.previous_month_grace_hours)
+
+    @property
+    def future_skew(self) -> timedelta:
+        return timedelta(seconds=self.future_skew_seconds)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from voxmeter.cli import admin, client_cmds, serve
+from voxmeter.cli import client_cmds, db, ledger, operations, serve, tokens, usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,11 +26,11 @@ def main(database_url: str | None) -> None:
 for command in (
     serve.serve,
     serve.demo,
-    admin.db,
-    admin.operation,
-    admin.token,
-    admin.usage,
-    admin.ledger,
+    db.db,
+    operations.operation,
+    tokens.token,
+    usage.usage,
+    ledger.ledger,
     client_cmds.get,
     client_cmds.watch_command,
     client_cmds.history_group,

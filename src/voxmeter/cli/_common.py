@@ -10,8 +10,11 @@ from typing import Any, TypeVar
 import click
 
 from voxmeter.config import Settings
+from voxmeter.contract.errors import ApiError
+from voxmeter.domain.clock import system_clock
+from voxmeter.services import Services
 from voxmeter.storage import is_postgres, open_store, schema
-from voxmeter.storage.base import SchemaNotCurrent, StorageError, Store
+from voxmeter.storage.base import SchemaNotCurrent, StorageError
 
 T = TypeVar("T")
 
@@ -34,15 +37,36 @@ def prepare_schema(url: str) -> None:
         schema.upgrade(url)
 
 
-def with_store(action: Callable[[Store], Awaitable[T]]) -> T:
-    """Run ``action`` against the configured store, then close it."""
-    url = settings().database_url
-    prepare_schema(url)
+class BadInput(click.ClickException):
+    """Refused for what was given, as click refuses a bad option."""
+
+    exit_code = 2
+
+
+def refused(error: ApiError) -> click.ClickException:
+    """A service's refusal as the CLI shows it: the message, then each detail.
+
+    Exit status 2 when the input was at fault (as for a bad option), 1 otherwise.
+    """
+    lines = [error.msg]
+    for detail in error.data[:20]:
+        if isinstance(detail, dict):
+            lines.append("  " + ", ".join(f"{key}: {value}" for key, value in detail.items()))
+    kind = BadInput if error.status == 400 else click.ClickException
+    return kind("\n".join(lines))
+
+
+def with_services(action: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``action`` with the use cases over the configured store, then close it."""
+    config = settings()
+    prepare_schema(config.database_url)
 
     async def run() -> T:
-        store = await open_store(url)
+        store = await open_store(config.database_url)
         try:
-            return await action(store)
+            return await action(Services.over(store, config, system_clock))
+        except ApiError as exc:
+            raise refused(exc) from None
         except StorageError as exc:
             raise click.ClickException(str(exc)) from None
         finally:

@@ -11,13 +11,12 @@ from typing import Any
 import click
 import uvicorn
 
-from voxmeter.cli._common import info, prepare_schema, settings, with_store
-from voxmeter.metering import tokens
-from voxmeter.metering.clock import system_clock
-from voxmeter.metering.demo import DEMO_OPERATION, month_of_usage
-from voxmeter.metering.models import Scope
-from voxmeter.metering.usage import Window, validate_event
-from voxmeter.storage.base import Store
+from voxmeter.cli._common import info, prepare_schema, settings, with_services
+from voxmeter.domain.clock import system_clock
+from voxmeter.domain.demo import DEMO_OPERATION, month_of_usage
+from voxmeter.domain.models import TokenScope
+from voxmeter.services import Services
+from voxmeter.services.admin import IssuedToken
 
 
 def _logging_config() -> dict[str, Any]:
@@ -87,25 +86,27 @@ def demo(database: Path, host: str, port: int, no_serve: bool) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     os.environ["VOXMETER_DATABASE_URL"] = f"sqlite:///{database}"
-    token_id, secret = tokens.mint()
-    now = system_clock()
 
-    async def build(store: Store) -> int:
-        operation = await store.create_operation(DEMO_OPERATION, now)
-        await store.create_token(
-            token_id, operation.id, tokens.secret_hash(secret), Scope.REPORT, "demo", now
+    async def build(services: Services) -> tuple[int, IssuedToken]:
+        demo = DEMO_OPERATION
+        operation = await services.operations.create(
+            demo.name,
+            licenses=demo.licenses,
+            pbx=demo.pbx,
+            services=demo.services,
+            timezone=demo.timezone,
+            server_id=demo.server_id,
         )
-        window = Window.open_month(operation, now, settings())
-        events = [
-            validate_event(raw, operation, window)
-            for raw in month_of_usage(operation.timezone, now)
-        ]
-        await store.record_events(operation.id, events, now)
-        return len(events)
+        issued = await services.tokens.create(operation, TokenScope.REPORT, "demo")
+        outcome = await services.usage.record(
+            operation, list(month_of_usage(operation.timezone, system_clock()))
+        )
+        return len(outcome.accepted), issued
 
-    count = with_store(build)
+    count, issued = with_services(build)
+    secret = issued.secret
     info(f"demo operation {DEMO_OPERATION.name!r} with {count} usage events in {database}")
-    info(f"report token ({token_id}):")
+    info(f"report token ({issued.token.id}):")
     click.echo(secret)
     info("try:")
     info(

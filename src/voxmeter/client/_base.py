@@ -19,12 +19,13 @@ from voxmeter.client.errors import (
     error_for,
 )
 from voxmeter.client.models import Envelope
+from voxmeter.contract import wire
 from voxmeter.contract.meters import Family, Meter, lookup
 
 TOKEN_ENV = "WOLKVOX_TOKEN"
 POLLING_INTERVAL = 300.0  # the documented "a consumption every 5 minutes"
 MAX_IN_FLIGHT = 2  # the documented simultaneous-request limit
-PATHS = {Family.BILLING: "/api/v2/billing.php", Family.INFORMATION: "/api/v2/information.php"}
+PATHS = wire.REPORT_PATHS
 
 
 def base_url_for(server: str | int) -> str:
@@ -74,7 +75,7 @@ class Settings:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"wolkvox-token": self.token, "accept": "application/json"}
+        return {wire.TOKEN_HEADER: self.token, "accept": "application/json"}
 
     def cached(self, key: tuple[str, str]) -> Envelope | None:
         if self.cache_ttl is None or key not in self.cache:

@@ -19,6 +19,8 @@ from typing import IO, Any
 import httpx
 import orjson
 
+from voxmeter.contract import wire
+
 NDJSON = "application/x-ndjson"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 SIMULTANEOUS_PREFIX = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS"
@@ -110,7 +112,7 @@ class Uploader:
             response: httpx.Response | None = None
             try:
                 response = self.http.post(
-                    "/api/v2/events", content=body, headers={"content-type": NDJSON}
+                    wire.EVENTS_PATH, content=body, headers={"content-type": NDJSON}
                 )
             except httpx.TransportError:
                 if attempt == self.retries:

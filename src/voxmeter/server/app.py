@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,18 +15,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxmeter.config import Settings
 from voxmeter.contract import errors
-from voxmeter.metering.clock import Clock, system_clock
-from voxmeter.server import ingest, observability, openapi, reports, responses
+from voxmeter.domain.clock import Clock, system_clock
+from voxmeter.server import responses, routes
 from voxmeter.server.observability import Observability
 from voxmeter.server.runtime import Runtime
+from voxmeter.services import Services
 from voxmeter.storage import open_store, schema
 
-log = logging.getLogger("voxmeter.server")
 
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ApiError)
-    return responses.failure(exc)
+async def _refusal(request: Request, exc: Exception) -> Response:
+    return responses.failure(responses.refusal(exc, request.method, request.url.path))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -38,11 +35,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return responses.failure(errors.not_found())
     return responses.failure(errors.ApiError(exc.status_code, str(exc.detail).upper()))
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return responses.failure(errors.ApiError(500, errors.INTERNAL_ERROR))
 
 
 class VoxmeterApp(Starlette):
@@ -56,15 +48,16 @@ class VoxmeterApp(Starlette):
 
     def __init__(self, *args: Any, access_logs: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.add_middleware(Observability, access_logs=access_logs)
-        self.report_paths: dict[str, ASGIApp] = {
-            path: Observability(endpoint, access_logs=access_logs)
-            for path, endpoint in reports.ENDPOINTS.items()
+        self.add_middleware(Observability, known_paths=routes.PATHS, access_logs=access_logs)
+        self.direct_paths: dict[str, ASGIApp] = {
+            route.path: Observability(route.handler, routes.PATHS, access_logs)
+            for route in routes.ROUTES
+            if route.direct
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in _REPORT_METHODS:
-            endpoint = self.report_paths.get(scope["path"])
+        if scope["type"] == "http" and scope["method"] in _DIRECT_METHODS:
+            endpoint = self.direct_paths.get(scope["path"])
             if endpoint is not None:
                 scope["app"] = self
                 await endpoint(scope, receive, send)
@@ -72,7 +65,7 @@ class VoxmeterApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-_REPORT_METHODS = frozenset({"GET", "HEAD"})
+_DIRECT_METHODS = frozenset({"GET", "HEAD"})
 
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> Starlette:
@@ -85,7 +78,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         schema.ensure_current(settings.database_url)
         store = await open_store(settings.database_url, settings.pool_size)
         app.state.runtime = Runtime(
-            settings=settings, clock=clock, store=store, schema_head=schema.head_revision()
+            settings=settings, clock=clock, services=Services.over(store, settings, clock)
         )
         try:
             yield
@@ -94,20 +87,12 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
 
     return VoxmeterApp(
         routes=[
-            *(Route(path, answer, methods=["GET"]) for path, answer in reports.ENDPOINTS.items()),
-            Route("/api/v2/events", ingest.post_events, methods=["POST"]),
-            Route("/api/v2/events", ingest.list_events, methods=["GET"]),
-            Route("/api/v2/events/corrections", ingest.post_corrections, methods=["POST"]),
-            Route("/metrics", observability.metrics, methods=["GET"]),
-            Route("/healthz", observability.healthz, methods=["GET"]),
-            Route("/readyz", observability.readyz, methods=["GET"]),
-            Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
-            Route("/docs", openapi.docs, methods=["GET"]),
+            Route(route.path, route.handler, methods=[route.method]) for route in routes.ROUTES
         ],
         exception_handlers={
-            errors.ApiError: _api_error,
+            errors.ApiError: _refusal,
             HTTPException: _http_error,
-            Exception: _unexpected_error,
+            Exception: _refusal,
         },
         lifespan=lifespan,
         access_logs=settings.access_logs,

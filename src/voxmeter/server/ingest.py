@@ -1,7 +1,8 @@
 """``/api/v2/events``: usage in (batches, corrections) and the operator's view of it.
 
-Every batch is all or nothing: it is refused whole when any event is
-invalid or reuses an id for a different payload, and then nothing is stored.
+The wire side only: bodies read and decoded, answers shaped. What a batch
+means (validation, all or nothing, the rejection log) is
+:mod:`voxmeter.services.usage`.
 """
 
 from __future__ import annotations
@@ -15,32 +16,17 @@ from starlette.responses import Response
 from voxmeter.contract import errors
 from voxmeter.contract.meters import CodeType, billing_meter
 from voxmeter.contract.quantities import format_items
-from voxmeter.metering.models import CorrectionResult, LedgerEntry, Principal, Rejection, Scope
-from voxmeter.metering.usage import (
-    EventError,
-    Window,
-    parse_correction,
-    scaled_correction,
-    validate_batch,
-)
+from voxmeter.domain.models import CorrectionResult, LedgerEntry, TokenScope
 from voxmeter.server import params, responses
-from voxmeter.server.asgi import parse_query
-from voxmeter.server.auth import authenticate, presented_token
-from voxmeter.server.limits import limited
-from voxmeter.server.observability import EVENTS
-from voxmeter.server.runtime import Runtime, runtime_of
+from voxmeter.server.auth import authenticate
+from voxmeter.server.limits import LimitedCall
+from voxmeter.server.responses import parse_query
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines"})
 JSON_TYPES = frozenset({"application/json", ""})
 MAX_LISTING = 1000
 
 _decode = msgspec.json.Decoder()
-
-
-async def _principal(request: Request) -> tuple[Runtime, Principal]:
-    runtime = runtime_of(request)
-    principal = await authenticate(runtime, presented_token(request), Scope.INGEST)
-    return runtime, principal
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -106,39 +92,19 @@ def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
     return result
 
 
-async def _refuse(
-    runtime: Runtime, principal: Principal, status: int, msg: str, rejected: list[Rejection]
-) -> errors.ApiError:
-    """Log why the events did not count, and the refusal that says so."""
-    EVENTS.labels("rejected").inc(len(rejected))
-    await runtime.store.log_rejections(principal.operation.id, rejected, runtime.clock())
-    return errors.ApiError(
-        status, msg, [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in rejected]
-    )
-
-
 async def post_events(request: Request) -> Response:
-    runtime, principal = await _principal(request)
-    settings = runtime.settings
-    ndjson = _is_ndjson(request)
+    runtime, principal = await authenticate(request, TokenScope.INGEST)
+    settings, usage = runtime.settings, runtime.services.usage
     raws = _items(
-        await _body(request, settings.max_body_bytes), ndjson, "events", settings.max_events_up
+        await _body(request, settings.max_body_bytes),
+        _is_ndjson(request),
+        "events",
+        settings.max_events_up,
     )
-    operation = principal.operation
     now = runtime.clock()
-    events, rejected = validate_batch(raws, operation, Window.open_month(operation, now, settings))
-    if rejected:
-        raise await _refuse(runtime, principal, 400, errors.EVENTS_INVALID, rejected)
-    async with limited(runtime, principal) as call:
-        outcome = await runtime.store.record_events(operation.id, events, now)
-        if outcome.conflicts:
-            conflicts = [
-                Rejection(i, events[i].event_id, "id already used for a different event")
-                for i in outcome.conflicts
-            ]
-            raise await _refuse(runtime, principal, 409, errors.EVENT_ID_CONFLICT, conflicts)
-        EVENTS.labels("accepted").inc(len(outcome.accepted))
-        EVENTS.labels("duplicate").inc(len(outcome.duplicates))
+    events = await usage.validate(principal.operation, raws, now)
+    async with LimitedCall(runtime, principal) as call:
+        outcome = await usage.store(principal.operation, events, now)
         summary = {
             "received": len(events),
             "accepted": len(outcome.accepted),
@@ -151,39 +117,17 @@ async def post_events(request: Request) -> Response:
 
 
 async def post_corrections(request: Request) -> Response:
-    runtime, principal = await _principal(request)
-    settings = runtime.settings
+    runtime, principal = await authenticate(request, TokenScope.INGEST)
+    settings, usage = runtime.settings, runtime.services.usage
     raws = _items(
         await _body(request, settings.max_body_bytes),
         _is_ndjson(request),
         "corrections",
         settings.max_events_up,
     )
-    asked, invalid = [], []
-    for index, raw in enumerate(raws):
-        try:
-            asked.append(parse_correction(raw))
-        except EventError as exc:
-            invalid.append({"index": index, "reason": str(exc)})
-    if invalid:
-        raise errors.ApiError(400, errors.EVENTS_INVALID, invalid)
-    store, operation = runtime.store, principal.operation
-    meters = await store.event_meters(operation.id, [a.event_id for a in asked])
-    unknown = [
-        {"index": i, "id": a.event_id} for i, a in enumerate(asked) if a.event_id not in meters
-    ]
-    if unknown:
-        raise errors.ApiError(404, errors.EVENTS_UNKNOWN, unknown)
-    corrections = []
-    for index, request_ in enumerate(asked):
-        try:
-            corrections.append(scaled_correction(request_, meters[request_.event_id]))
-        except EventError as exc:
-            invalid.append({"index": index, "id": request_.event_id, "reason": str(exc)})
-    if invalid:
-        raise errors.ApiError(400, errors.EVENTS_INVALID, invalid)
-    async with limited(runtime, principal) as call:
-        results = await store.correct_events(operation.id, corrections, runtime.clock())
+    corrections = await usage.plan_corrections(principal.operation, raws)
+    async with LimitedCall(runtime, principal) as call:
+        results = await usage.apply_corrections(principal.operation, corrections)
         summary = {
             "applied": results.count(CorrectionResult.APPLIED),
             "unchanged": results.count(CorrectionResult.UNCHANGED),
@@ -211,7 +155,7 @@ def _entry(entry: LedgerEntry) -> dict[str, Any]:
 
 
 async def list_events(request: Request) -> Response:
-    runtime, principal = await _principal(request)
+    runtime, principal = await authenticate(request, TokenScope.INGEST)
     query = parse_query(request.scope["query_string"])
     view = params.optional(query, "view") or "accepted"
     if view not in ("accepted", "rejected"):
@@ -219,10 +163,10 @@ async def list_events(request: Request) -> Response:
     raw_limit = params.optional(query, "limit") or "100"
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LISTING:
         raise errors.invalid_parameter("limit", f"a whole number from 1 to {MAX_LISTING}")
-    store, operation_id, limit = runtime.store, principal.operation.id, int(raw_limit)
-    async with limited(runtime, principal) as call:
+    usage, operation, limit = runtime.services.usage, principal.operation, int(raw_limit)
+    async with LimitedCall(runtime, principal) as call:
         if view == "accepted":
-            rows = [_entry(e) for e in await store.recent_events(operation_id, limit)]
+            rows = [_entry(e) for e in await usage.events(operation, limit)]
         else:
             rows = [
                 {
@@ -231,7 +175,7 @@ async def list_events(request: Request) -> Response:
                     "reason": r.reason,
                     "received_at": r.received_at.isoformat(),
                 }
-                for r in await store.recent_rejections(operation_id, limit)
+                for r in await usage.rejections(operation, limit)
             ]
         msg = errors.EVENTS_FOUND.format(count=len(rows))
         return responses.success(CodeType.NUMBER, msg, rows, headers=call.headers)

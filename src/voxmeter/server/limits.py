@@ -1,7 +1,9 @@
 """The documented limits on the request path: quota, simultaneous calls, time.
 
-Refusals are the platform's own 403 answers; the ``X-RateLimit-*`` and
-``Retry-After`` headers are harmless additions that well-behaved clients use.
+Admission itself is :meth:`voxmeter.services.access.AccessService.admit`;
+this is its HTTP face. Refusals are the platform's own 403 answers; the
+``X-RateLimit-*`` and ``Retry-After`` headers are harmless additions that
+well-behaved clients use.
 """
 
 from __future__ import annotations
@@ -9,24 +11,13 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
 from types import TracebackType
 
 from voxmeter.contract import errors
-from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
-from voxmeter.metering.models import Principal
-from voxmeter.server.auth import reread
-from voxmeter.server.observability import REFUSALS
+from voxmeter.domain.admission import Admission, Quota, Usage, Verdict
+from voxmeter.domain.models import Principal
 from voxmeter.server.runtime import Runtime
-
-# A slot's lease outlives the call's time limit by this much, so only a
-# worker that died mid-call ever leaves a slot to expire.
-LEASE_MARGIN = timedelta(seconds=5)
-
-
-# Admission is retried with a freshly read principal when the one presented
-# was stale; more changes than this during one call is a fault.
-_REREADS = 2
+from voxmeter.services.metrics import REFUSALS
 
 
 @dataclass(slots=True)
@@ -51,19 +42,20 @@ def _rate_headers(quota: Quota, admission: Admission) -> dict[str, str]:
     }
 
 
-class limited:  # lower case: it reads as a function, ``async with limited(...)``
-    """Admit the call or refuse it; hold its slot and its time limit while it runs.
+class LimitedCall:
+    """``async with LimitedCall(runtime, principal) as call``: admitted, or refused.
 
-    A class rather than an ``@asynccontextmanager``: this is on every call's
-    path, and the generator machinery cost more than the rest of it.
+    While the block runs the call holds its slot and its time limit. A class
+    rather than an ``@asynccontextmanager``: this is on every call's path,
+    and the generator machinery cost more than the rest of it.
     """
 
-    __slots__ = ("_admission", "_deadline", "_headers", "_principal", "_runtime")
+    __slots__ = ("_admitted", "_deadline", "_headers", "_principal", "_runtime")
 
     def __init__(self, runtime: Runtime, principal: Principal) -> None:
         self._runtime = runtime
         self._principal = principal
-        self._admission: Admission | None = None
+        self._admitted: tuple[Principal, Admission] | None = None
 
     async def __aenter__(self) -> Call:
         runtime, principal = self._runtime, self._principal
@@ -71,17 +63,9 @@ class limited:  # lower case: it reads as a function, ``async with limited(...)`
         if not settings.enforce_limits:
             return Call(principal, usage=None)
         now = runtime.clock()
-        lease_until = now + timedelta(seconds=settings.time_limit_seconds) + LEASE_MARGIN
-        for reread_count in range(_REREADS + 1):
-            quota = Quota.for_call(principal.operation, now, settings)
-            admission = await runtime.store.admit(
-                principal, quota, settings.concurrency_per_token, lease_until, now
-            )
-            if admission.verdict is not Verdict.CREDENTIAL_CHANGED:
-                break
-            if reread_count == _REREADS:
-                raise errors.ApiError(500, errors.INTERNAL_ERROR)
-            principal = await reread(runtime, principal)
+        access = runtime.services.access
+        decision = await access.admit(principal, now)
+        quota, admission = decision.quota, decision.admission
         headers = _rate_headers(quota, admission)
         if admission.verdict is Verdict.QUOTA_EXCEEDED:
             REFUSALS.labels("quota").inc()
@@ -96,11 +80,10 @@ class limited:  # lower case: it reads as a function, ``async with limited(...)`
                 errors.SIMULTANEOUS_REQUESTS.format(limit=settings.concurrency_per_token),
                 headers={**headers, "Retry-After": "1"},
             )
-        assert admission.slot is not None and admission.lease is not None
-        self._admission, self._headers = admission, headers
+        self._admitted, self._headers = (decision.principal, admission), headers
         # A time limit can only interrupt a call at a point where it waits;
         # where the store never makes it wait, arming one would cost for nothing.
-        interruptible = runtime.store.calls_wait or settings.simulated_latency_seconds > 0
+        interruptible = access.calls_wait or settings.simulated_latency_seconds > 0
         self._deadline = asyncio.timeout(settings.time_limit_seconds if interruptible else None)
         await self._deadline.__aenter__()
         try:
@@ -109,7 +92,7 @@ class limited:  # lower case: it reads as a function, ``async with limited(...)`
         except BaseException as error:
             await self.__aexit__(type(error), error, error.__traceback__)
             raise
-        return Call(principal, usage=admission.usage, headers=headers)
+        return Call(decision.principal, usage=admission.usage, headers=headers)
 
     async def __aexit__(
         self,
@@ -117,10 +100,10 @@ class limited:  # lower case: it reads as a function, ``async with limited(...)`
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        admission = self._admission
-        if admission is None:  # limits off
+        admitted = self._admitted
+        if admitted is None:  # limits off
             return
-        self._admission = None
+        self._admitted = None
         try:
             await self._deadline.__aexit__(exc_type, exc, traceback)
         except TimeoutError:
@@ -128,7 +111,5 @@ class limited:  # lower case: it reads as a function, ``async with limited(...)`
         finally:
             # Runs however the call ends; a time-limit cancellation has already
             # been delivered by now, so this await is not interrupted by it.
-            assert admission.slot is not None and admission.lease is not None
-            await self._runtime.store.release(
-                self._principal.token.id, admission.slot, admission.lease
-            )
+            principal, admission = admitted
+            await self._runtime.services.access.release(principal.token, admission)

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voxmeter.server.asgi import header
+from voxmeter.server.responses import header
 from voxmeter.server.runtime import runtime_of
 
 access_log = logging.getLogger("voxmeter.access")
@@ -45,22 +45,6 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
 )
-EVENTS = Counter("voxmeter_events_total", "Usage events received", ["outcome"])
-REFUSALS = Counter("voxmeter_limit_refusals_total", "Calls refused by a limit", ["limit"])
-
-_KNOWN_PATHS = frozenset(
-    {
-        "/api/v2/billing.php",
-        "/api/v2/information.php",
-        "/api/v2/events",
-        "/api/v2/events/corrections",
-        "/metrics",
-        "/healthz",
-        "/readyz",
-        "/openapi.json",
-        "/docs",
-    }
-)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -69,9 +53,9 @@ API_SCOPE_KEY = "voxmeter.api"
 """Where an endpoint leaves the (validated) ``api`` it served, for the labels."""
 
 
-def _labels(scope: Scope) -> tuple[str, str]:
+def _labels(scope: Scope, known_paths: frozenset[str]) -> tuple[str, str]:
     """Bounded label values: unknown paths and apis are not allowed to grow the series."""
-    path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
+    path = scope["path"] if scope["path"] in known_paths else "other"
     api = "-"
     if path.endswith(".php"):
         api = scope.get(API_SCOPE_KEY) or "other"
@@ -157,8 +141,9 @@ class _Response:
 class Observability:
     """Request id in and out, one JSON log line, request metrics."""
 
-    def __init__(self, app: ASGIApp, access_logs: bool = True) -> None:
+    def __init__(self, app: ASGIApp, known_paths: frozenset[str], access_logs: bool) -> None:
         self.app = app
+        self.known_paths = known_paths
         self.access_logs = access_logs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -173,7 +158,7 @@ class Observability:
             await self.app(scope, receive, response.send)
         finally:
             elapsed = time.perf_counter() - started
-            path, api = _labels(scope)
+            path, api = _labels(scope, self.known_paths)
             status = response.status
             _count(path, api, status, elapsed)
             if self.access_logs and access_log.isEnabledFor(logging.INFO):
@@ -206,7 +191,7 @@ async def metrics(request: Request) -> Response:
     size = Gauge(
         "voxmeter_ledger_events", "Events in the ledger", registry=local
     )  # per scrape, not per worker
-    size.set(await runtime_of(request).store.ledger_size())
+    size.set(await runtime_of(request).services.health.ledger_size())
     body = generate_latest(_registry()) + generate_latest(local)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -225,9 +210,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """The database answers and its schema is the one this version needs."""
-    runtime = runtime_of(request)
     try:
-        current = await runtime.store.schema_revision() == runtime.schema_head
+        current = await runtime_of(request).services.health.schema_current()
     except Exception as exc:  # any failure means "do not send traffic here"
         logging.getLogger("voxmeter.server").warning("not ready: %s", type(exc).__name__)
         return _probe(False, "database unreachable")

@@ -16,18 +16,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from voxmeter import __version__
-from voxmeter.contract import errors
+from voxmeter.contract import errors, wire
 from voxmeter.contract.envelope import BILLING_MSG
 from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
 from voxmeter.contract.services import SERVICE_FLAGS
 
 _STRING = {"type": "string"}
-_TOKEN = {"in": "header", "name": "wolkvox-token", "required": True, "schema": _STRING,
+_TOKEN = {"in": "header", "name": wire.TOKEN_HEADER, "required": True, "schema": _STRING,
           "description": "The operation's token."}  # fmt: skip
 _SERVER_HEADERS = [
     {"in": "header", "name": name, "required": False, "schema": _STRING,
      "description": "Server id some clients send; accepted and ignored."}
-    for name in ("wolkvox_server", "wolkvox-server")
+    for name in wire.SERVER_HEADERS
 ]  # fmt: skip
 
 
@@ -225,13 +225,13 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "wolkvoxToken": {"type": "apiKey", "in": "header", "name": "wolkvox-token"}
+                "wolkvoxToken": {"type": "apiKey", "in": "header", "name": wire.TOKEN_HEADER}
             }
         },
         "paths": {
-            "/api/v2/billing.php": {"get": _report_operation(Family.BILLING)},
-            "/api/v2/information.php": {"get": _report_operation(Family.INFORMATION)},
-            "/api/v2/events": {
+            wire.BILLING_PATH: {"get": _report_operation(Family.BILLING)},
+            wire.INFORMATION_PATH: {"get": _report_operation(Family.INFORMATION)},
+            wire.EVENTS_PATH: {
                 "post": _upload("events", _EVENT, "Record a batch of usage events (all or none)",
                                 errors.EVENTS_RECORDED),
                 "get": {
@@ -251,17 +251,18 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
-            "/api/v2/events/corrections": {
+            wire.CORRECTIONS_PATH: {
                 "post": _upload("corrections", _CORRECTION, "Void or amend events by id",
                                 errors.CORRECTIONS_APPLIED,
                                 **{"404": _refusal(404, [errors.EVENTS_UNKNOWN])}),
             },
-            "/metrics": {"get": _plain("Prometheus metrics", "text/plain")},
-            "/healthz": {"get": _plain("The process answers", "application/json")},
-            "/readyz": {"get": _plain("Database reachable, schema current", "application/json")
-                        | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
-            "/openapi.json": {"get": _plain("This document", "application/json")},
-            "/docs": {"get": _plain("This document as a page", "text/html")},
+            wire.METRICS_PATH: {"get": _plain("Prometheus metrics", "text/plain")},
+            wire.HEALTH_PATH: {"get": _plain("The process answers", "application/json")},
+            wire.READY_PATH: {
+                "get": _plain("Database reachable, schema current", "application/json")
+                | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
+            wire.OPENAPI_PATH: {"get": _plain("This document", "application/json")},
+            wire.DOCS_PATH: {"get": _plain("This document as a page", "text/html")},
         },
     }  # fmt: skip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from voxmeter.contract import errors
-from voxmeter.server.asgi import Query
+from voxmeter.server.responses import Query
 
 
 def required(query: Query, name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 
@@ -13,22 +12,18 @@ from voxmeter.contract import envelope, errors
 from voxmeter.contract.envelope import BILLING_MSG
 from voxmeter.contract.meters import Family, Meter, lookup
 from voxmeter.contract.services import SERVICES_MSG
-from voxmeter.metering import reports
-from voxmeter.metering.limits import Quota
-from voxmeter.metering.models import Principal
-from voxmeter.metering.models import Scope as TokenScope
-from voxmeter.metering.reports import Period
+from voxmeter.contract.wire import TOKEN_HEADER
+from voxmeter.domain.models import Principal, TokenScope
+from voxmeter.domain.periods import Period
 from voxmeter.server import params
-from voxmeter.server.asgi import Query, header, parse_query, send_failure, send_json
-from voxmeter.server.auth import authenticate, require_token
-from voxmeter.server.limits import limited
+from voxmeter.server.auth import require_token
+from voxmeter.server.limits import LimitedCall
 from voxmeter.server.observability import API_SCOPE_KEY
+from voxmeter.server.responses import Query, header, parse_query, refusal, send_failure, send_json
 from voxmeter.server.runtime import Runtime
 
-log = logging.getLogger("voxmeter.server")
-
 DAILY = "daily"
-_TOKEN_HEADER = b"wolkvox-token"
+_TOKEN_HEADER = TOKEN_HEADER.encode()
 
 
 def _day(query: Query, name: str) -> date | None:
@@ -79,12 +74,13 @@ async def _billing(
 ) -> None:
     today = principal.operation.local_date(runtime.clock())
     period, daily = _period(query, today, runtime.settings)
-    async with limited(runtime, principal) as call:
+    async with LimitedCall(runtime, principal) as call:
         operation = call.principal.operation
         if operation is not principal.operation:  # changed since it was cached
             period, daily = _period(query, operation.local_date(runtime.clock()), runtime.settings)
+        reports = runtime.services.reports
         produce = reports.daily_rows if daily else reports.billing_rows
-        rows = await produce(runtime.store, operation, meter, period)
+        rows = await produce(operation, meter, period)
         body = _capped(envelope.success(meter.code_type, BILLING_MSG, rows), runtime.settings)
     # Sent after the slot is released: a client that calls again as soon as it
     # has the answer must find the slot free.
@@ -94,14 +90,14 @@ async def _billing(
 async def _information(
     runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
 ) -> None:
-    async with limited(runtime, principal) as call:
+    async with LimitedCall(runtime, principal) as call:
         token, operation = call.principal.token, call.principal.operation
+        reports = runtime.services.reports
         if meter.api == "services":
             rows = reports.services_rows(operation)
         else:
-            quota = Quota.for_call(operation, runtime.clock(), runtime.settings)
-            usage = call.usage or await runtime.store.calls_today(token.id, operation.id, quota.day)
-            rows = reports.token_info_rows(token, quota.token_limit, usage)
+            quota = runtime.services.access.quota(operation, runtime.clock())
+            rows = await reports.token_info_rows(token, quota, call.usage)
         body = envelope.success(meter.code_type, SERVICES_MSG, rows)
     await send_json(send, 200, body, call.headers)  # after the slot is released
 
@@ -122,26 +118,19 @@ class ReportEndpoint:
             secret = require_token(header(scope, _TOKEN_HEADER))
             query = parse_query(scope["query_string"])
             api = params.required(query, "api")
-            principal = await authenticate(
-                runtime, secret, TokenScope.REPORT, cached=runtime.settings.enforce_limits
+            principal = await runtime.services.access.authenticate(
+                secret, TokenScope.REPORT, cached=runtime.settings.enforce_limits
             )
             meter = lookup(self.family, api)
             if meter is None:
                 raise errors.api_does_not_exist()
             scope[API_SCOPE_KEY] = meter.api
             await self.answer(runtime, principal, meter, query, send)
-        except errors.ApiError as error:
-            await send_failure(send, error)
-        except Exception:
+        except Exception as exc:
             # These endpoints bypass Starlette's error handling (see app.py).
             # Nothing was sent yet: every answer is sent whole, at the end.
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await send_failure(send, errors.ApiError(500, errors.INTERNAL_ERROR))
+            await send_failure(send, refusal(exc, scope["method"], scope["path"]))
 
 
 billing = ReportEndpoint(Family.BILLING, _billing)
 information = ReportEndpoint(Family.INFORMATION, _information)
-ENDPOINTS: dict[str, ReportEndpoint] = {
-    "/api/v2/billing.php": billing,
-    "/api/v2/information.php": information,
-}

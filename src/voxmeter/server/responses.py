@@ -1,15 +1,40 @@
-"""Envelope responses for Starlette."""
+"""Every answer in the envelope, from one place.
+
+The report endpoints are plain ASGI (the hot path: Starlette's Request and
+Response objects cost as much as the database work there, see bench/); the
+rest are Starlette endpoints. Both build their bodies with
+:mod:`voxmeter.contract.envelope` and map exceptions with :func:`refusal`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.responses import Response
+from starlette.types import Scope, Send
 
-from voxmeter.contract import envelope
-from voxmeter.contract.errors import ApiError
+from voxmeter.contract import envelope, errors
 from voxmeter.contract.meters import CodeType
+
+log = logging.getLogger("voxmeter.server")
+
+Query = Mapping[str, list[str]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+def refusal(exc: Exception, method: str, path: str) -> errors.ApiError:
+    """The envelope error for any exception an endpoint let out; unexpected ones are logged."""
+    if isinstance(exc, errors.ApiError):
+        return exc
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return errors.ApiError(500, errors.INTERNAL_ERROR)
+
+
+# -- Starlette endpoints -------------------------------------------------------
 
 
 class EnvelopeResponse(Response):
@@ -25,5 +50,43 @@ def success(
     return EnvelopeResponse(envelope.success(code_type, msg, data), 200, headers=headers)
 
 
-def failure(error: ApiError) -> EnvelopeResponse:
+def failure(error: errors.ApiError) -> EnvelopeResponse:
     return EnvelopeResponse(envelope.failure(error), error.status, headers=error.headers)
+
+
+# -- plain ASGI endpoints ------------------------------------------------------
+
+
+def parse_query(raw: bytes) -> dict[str, list[str]]:
+    """Every parameter of a query string with all its values, as Starlette reads them."""
+    text = raw.decode("latin-1")
+    query: dict[str, list[str]] = {}
+    if "%" in text or "+" in text:
+        pairs: Iterable[tuple[str, str]] = parse_qsl(text, keep_blank_values=True)
+    else:
+        pairs = (part.partition("=")[::2] for part in text.split("&") if part)
+    for name, value in pairs:
+        query.setdefault(name, []).append(value)
+    return query
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case, as servers pass it)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> None:
+    raw_headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_failure(send: Send, error: errors.ApiError) -> None:
+    await send_json(send, error.status, envelope.failure(error), error.headers)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from voxmeter.metering.ledger import DayFigures
-from voxmeter.metering.limits import Admission, Quota, Usage
-from voxmeter.metering.models import (
+from voxmeter.domain.admission import Admission, Quota, Usage
+from voxmeter.domain.ledger import DayFigures
+from voxmeter.domain.models import (
     Correction,
     CorrectionResult,
     Credential,
@@ -26,8 +26,8 @@ from voxmeter.metering.models import (
     RecordOutcome,
     Rejection,
     RejectionRecord,
-    Scope,
     Token,
+    TokenScope,
 )
 
 
@@ -101,7 +101,7 @@ class Store(abc.ABC):
         token_id: str,
         operation_id: int,
         secret_hash: bytes,
-        scope: Scope,
+        scope: TokenScope,
         description: str,
         now: datetime,
     ) -> Token: ...

@@ -17,7 +17,8 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.ledger import (
+from voxmeter.domain.admission import Admission, Quota, Usage, Verdict
+from voxmeter.domain.ledger import (
     DayFigures,
     EventState,
     classify,
@@ -25,8 +26,7 @@ from voxmeter.metering.ledger import (
     last_gauge_values,
     plan_corrections,
 )
-from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
-from voxmeter.metering.models import (
+from voxmeter.domain.models import (
     Correction,
     CorrectionResult,
     Credential,
@@ -39,8 +39,8 @@ from voxmeter.metering.models import (
     RecordOutcome,
     Rejection,
     RejectionRecord,
-    Scope,
     Token,
+    TokenScope,
 )
 from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
 from voxmeter.storage.batching import TurnBatcher
@@ -238,7 +238,7 @@ class PostgresStore(Store):
         return Token(
             id=row[0],
             operation_id=row[1],
-            scope=Scope(row[2]),
+            scope=TokenScope(row[2]),
             description=row[3],
             created_at=row[4],
             last_used_at=row[5],
@@ -250,7 +250,7 @@ class PostgresStore(Store):
         token_id: str,
         operation_id: int,
         secret_hash: bytes,
-        scope: Scope,
+        scope: TokenScope,
         description: str,
         now: datetime,
     ) -> Token:

@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.clock import EPOCH
-from voxmeter.metering.clock import utc_micros as to_micros
-from voxmeter.metering.ledger import (
+from voxmeter.domain.admission import Admission, Quota, Usage, Verdict
+from voxmeter.domain.clock import EPOCH
+from voxmeter.domain.clock import utc_micros as to_micros
+from voxmeter.domain.ledger import (
     DayFigures,
     EventState,
     classify,
@@ -24,8 +25,7 @@ from voxmeter.metering.ledger import (
     last_gauge_values,
     plan_corrections,
 )
-from voxmeter.metering.limits import Admission, Quota, Usage, Verdict
-from voxmeter.metering.models import (
+from voxmeter.domain.models import (
     Correction,
     CorrectionResult,
     Credential,
@@ -38,8 +38,8 @@ from voxmeter.metering.models import (
     RecordOutcome,
     Rejection,
     RejectionRecord,
-    Scope,
     Token,
+    TokenScope,
 )
 from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
 from voxmeter.storage.batching import TurnBatcher
@@ -217,7 +217,7 @@ class SQLiteStore(Store):
         return Token(
             id=row[0],
             operation_id=row[1],
-            scope=Scope(row[2]),
+            scope=TokenScope(row[2]),
             description=row[3],
             created_at=created,
             last_used_at=from_micros(row[5]),
@@ -229,7 +229,7 @@ class SQLiteStore(Store):
         token_id: str,
         operation_id: int,
         secret_hash: bytes,
-        scope: Scope,
+        scope: TokenScope,
         description: str,
         now: datetime,
     ) -> Token:

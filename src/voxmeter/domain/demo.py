@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from voxmeter.contract.meters import BILLING_METERS, Kind
-from voxmeter.metering.models import NewOperation
+from voxmeter.domain.models import NewOperation
 
 DEMO_OPERATION = NewOperation(
     name="Demo Contact Center",

@@ -9,7 +9,7 @@ worker, exactly as without the cache.
 
 from __future__ import annotations
 
-from voxmeter.metering.models import Credential
+from voxmeter.domain.models import Credential
 
 DEFAULT_CAPACITY = 10_000
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.metering.models import (
+from voxmeter.domain.models import (
     Action,
     Correction,
     CorrectionResult,

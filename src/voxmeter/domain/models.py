@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 
-class Scope(enum.StrEnum):
+class TokenScope(enum.StrEnum):
     """What a token may do: read reports, or push usage."""
 
     REPORT = "report"
@@ -67,7 +67,7 @@ class Token:
 
     id: str
     operation_id: int
-    scope: Scope
+    scope: TokenScope
     description: str
     created_at: datetime
     last_used_at: datetime | None

@@ -1,8 +1,9 @@
 """The documented consumption rules: daily quota and simultaneous requests per token.
 
-The arithmetic lives here; the store applies it atomically (so several worker
-processes sharing one database never serve more than the limits), and the
-server turns refusals into the platform's 403 answers.
+What a call is admitted against (:class:`Quota`) and what admission answers
+(:class:`Admission`). The stores apply the rule atomically (so several worker
+processes sharing one database never serve more than the limits); the server
+turns refusals into the platform's 403 answers.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from voxmeter.config import Settings
-from voxmeter.metering.models import Operation
+from voxmeter.domain.models import Operation
 
 
 class Verdict(enum.Enum):
@@ -38,8 +38,8 @@ class Quota:
     reset_text: str = field(repr=False)
 
     @classmethod
-    def for_call(cls, operation: Operation, now: datetime, settings: Settings) -> Quota:
-        limit = operation.licenses * settings.calls_per_license
+    def for_call(cls, operation: Operation, now: datetime, calls_per_license: int) -> Quota:
+        limit = operation.licenses * calls_per_license
         key = (operation.timezone, limit)
         quota = _quotas.get(key)
         if quota is None or not quota.starts_at <= now < quota.resets_at:

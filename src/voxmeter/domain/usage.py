@@ -9,11 +9,10 @@ from datetime import date, datetime, timedelta
 
 import orjson
 
-from voxmeter.config import Settings
 from voxmeter.contract.meters import billing_meter
 from voxmeter.contract.quantities import MAX_SCALED, QuantityError, to_scaled
-from voxmeter.metering.clock import utc_micros
-from voxmeter.metering.models import Action, Correction, LedgerEvent, Operation, Rejection
+from voxmeter.domain.clock import utc_micros
+from voxmeter.domain.models import Action, Correction, LedgerEvent, Operation, Rejection
 
 MAX_ID_LENGTH = 128
 MAX_ATTRIBUTES_BYTES = 4096
@@ -31,14 +30,13 @@ class Window:
     latest: datetime
 
     @classmethod
-    def open_month(cls, operation: Operation, now: datetime, settings: Settings) -> Window:
+    def open_month(
+        cls, operation: Operation, now: datetime, *, grace: timedelta, skew: timedelta
+    ) -> Window:
+        """From ``grace`` before the month's local start to ``skew`` after ``now``."""
         local_now = now.astimezone(operation.zone)
         month_start = local_now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        grace = timedelta(hours=settings.previous_month_grace_hours)
-        return cls(
-            earliest=month_start - grace,
-            latest=now + timedelta(seconds=settings.future_skew_seconds),
-        )
+        return cls(earliest=month_start - grace, latest=now + skew)
 
 
 def parse_time(value: object) -> datetime:

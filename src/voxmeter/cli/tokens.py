@@ -1,0 +1,90 @@
+"""``voxmeter token``: API tokens."""
+
+from __future__ import annotations
+
+import click
+
+from voxmeter.cli._common import info, table, with_services
+from voxmeter.domain.models import TokenScope
+from voxmeter.services import Services
+from voxmeter.services.admin import IssuedToken, TokenStanding
+from voxmeter.services.reports import token_info_rows
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token.command("create")
+@click.argument("operation_name", metavar="OPERATION")
+@click.option("--description", default="", help="What the token is for.")
+@click.option(
+    "--scope",
+    type=click.Choice([s.value for s in TokenScope]),
+    default=TokenScope.REPORT.value,
+    show_default=True,
+    help="report: read the billing/information APIs; ingest: push usage events.",
+)
+def token_create(operation_name: str, description: str, scope: str) -> None:
+    """Create a token for OPERATION and print its secret (shown only this once)."""
+
+    async def create(services: Services) -> IssuedToken:
+        found = await services.operations.get(operation_name)
+        return await services.tokens.create(found, TokenScope(scope), description)
+
+    issued = with_services(create)
+    info(
+        f"created {scope} token {issued.token.id} for {operation_name!r}; the secret is shown once:"
+    )
+    click.echo(issued.secret)
+
+
+@token.command("list")
+@click.argument("operation_name", metavar="OPERATION")
+def token_list(operation_name: str) -> None:
+    """List OPERATION's tokens with today's use (never their secrets).
+
+    The figures are those of ``information.php?api=token_info``.
+    """
+
+    async def listing(services: Services) -> list[TokenStanding]:
+        return await services.tokens.standings(await services.operations.get(operation_name))
+
+    rows = []
+    for standing in with_services(listing):
+        t = standing.token
+        figures = token_info_rows(t, standing.limit, standing.usage)[0]
+        rows.append(
+            (
+                t.id,
+                t.scope.value,
+                "active" if t.active else "revoked",
+                figures["token_limit"],
+                figures["token_use_today"],
+                figures["all_token_today"],
+                figures["available_consumption_options"],
+                t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-",
+                t.description,
+            )
+        )
+    headers = [
+        "id",
+        "scope",
+        "state",
+        "token_limit",
+        "token_use_today",
+        "all_token_today",
+        "available",
+        "last_used_at",
+        "description",
+    ]
+    table(headers, rows)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke TOKEN_ID at once; calls with its secret get 403 from then on."""
+    with_services(lambda s: s.tokens.revoke(token_id))
+    info(f"revoked {token_id}")

@@ -1,0 +1,154 @@
+"""Usage into the ledger and out of it: record, correct, list.
+
+A batch is all or nothing: it is refused whole when any event is invalid or
+reuses an id for a different payload, and then nothing is stored and the
+reasons go to the operation's rejection log. The steps are separate methods
+because the HTTP path admits the call (quota, slot) between validating and
+storing; :meth:`UsageService.record` and :meth:`UsageService.correct` chain
+them for every other caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from voxmeter.config import Settings
+from voxmeter.contract import errors
+from voxmeter.domain.clock import Clock
+from voxmeter.domain.models import (
+    Correction,
+    CorrectionResult,
+    LedgerEntry,
+    LedgerEvent,
+    Operation,
+    RecordOutcome,
+    Rejection,
+    RejectionRecord,
+)
+from voxmeter.domain.usage import (
+    EventError,
+    Window,
+    parse_correction,
+    scaled_correction,
+    validate_batch,
+)
+from voxmeter.services.metrics import EVENTS
+from voxmeter.storage.base import Store
+
+CONFLICT_REASON = "id already used for a different event"
+
+
+class UsageService:
+    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    def window(self, operation: Operation, now: datetime) -> Window:
+        """The instants an event of ``operation`` may carry when received at ``now``."""
+        return Window.open_month(
+            operation,
+            now,
+            grace=self._settings.previous_month_grace,
+            skew=self._settings.future_skew,
+        )
+
+    # -- recording -------------------------------------------------------------
+
+    async def validate(
+        self, operation: Operation, raws: Sequence[object], now: datetime
+    ) -> list[LedgerEvent]:
+        """Every event checked; 400 naming each bad one (logged) if any is invalid."""
+        events, rejected = validate_batch(raws, operation, self.window(operation, now))
+        if rejected:
+            raise await self._refuse(operation, 400, errors.EVENTS_INVALID, rejected, now)
+        return events
+
+    async def store(
+        self, operation: Operation, events: Sequence[LedgerEvent], now: datetime
+    ) -> RecordOutcome:
+        """Store a validated batch whole; 409 (logged) if an id was used for another event."""
+        outcome = await self._store.record_events(operation.id, events, now)
+        if outcome.conflicts:
+            conflicts = [
+                Rejection(i, events[i].event_id, CONFLICT_REASON) for i in outcome.conflicts
+            ]
+            raise await self._refuse(operation, 409, errors.EVENT_ID_CONFLICT, conflicts, now)
+        EVENTS.labels("accepted").inc(len(outcome.accepted))
+        EVENTS.labels("duplicate").inc(len(outcome.duplicates))
+        return outcome
+
+    async def record(self, operation: Operation, raws: Sequence[object]) -> RecordOutcome:
+        """Validate and store a batch of raw (decoded JSON) events."""
+        now = self._clock()
+        return await self.store(operation, await self.validate(operation, raws, now), now)
+
+    async def _refuse(
+        self,
+        operation: Operation,
+        status: int,
+        msg: str,
+        rejected: list[Rejection],
+        now: datetime,
+    ) -> errors.ApiError:
+        """Log why the events did not count, and the refusal that says so."""
+        EVENTS.labels("rejected").inc(len(rejected))
+        await self._store.log_rejections(operation.id, rejected, now)
+        return errors.ApiError(
+            status,
+            msg,
+            [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in rejected],
+        )
+
+    # -- corrections -----------------------------------------------------------
+
+    async def plan_corrections(
+        self, operation: Operation, raws: Sequence[object]
+    ) -> list[Correction]:
+        """The corrections asked, each scaled to its event's meter.
+
+        400 naming each malformed one; 404 naming each event not in the ledger.
+        """
+        asked, invalid = [], []
+        for index, raw in enumerate(raws):
+            try:
+                asked.append(parse_correction(raw))
+            except EventError as exc:
+                invalid.append({"index": index, "reason": str(exc)})
+        if invalid:
+            raise errors.ApiError(400, errors.EVENTS_INVALID, invalid)
+        meters = await self._store.event_meters(operation.id, [a.event_id for a in asked])
+        unknown = [
+            {"index": i, "id": a.event_id} for i, a in enumerate(asked) if a.event_id not in meters
+        ]
+        if unknown:
+            raise errors.ApiError(404, errors.EVENTS_UNKNOWN, unknown)
+        corrections = []
+        for index, request in enumerate(asked):
+            try:
+                corrections.append(scaled_correction(request, meters[request.event_id]))
+            except EventError as exc:
+                invalid.append({"index": index, "id": request.event_id, "reason": str(exc)})
+        if invalid:
+            raise errors.ApiError(400, errors.EVENTS_INVALID, invalid)
+        return corrections
+
+    async def apply_corrections(
+        self, operation: Operation, corrections: Sequence[Correction]
+    ) -> list[CorrectionResult]:
+        """Append the corrections, all or none; the originals stay in the ledger."""
+        return await self._store.correct_events(operation.id, corrections, self._clock())
+
+    async def correct(self, operation: Operation, raws: Sequence[object]) -> list[CorrectionResult]:
+        return await self.apply_corrections(operation, await self.plan_corrections(operation, raws))
+
+    # -- reading ---------------------------------------------------------------
+
+    async def events(self, operation: Operation, limit: int) -> list[LedgerEntry]:
+        """The latest accepted events, newest first, as they count now."""
+        return await self._store.recent_events(operation.id, limit)
+
+    async def rejections(self, operation: Operation, limit: int) -> list[RejectionRecord]:
+        """The latest refused events, newest first, with why."""
+        return await self._store.recent_rejections(operation.id, limit)
