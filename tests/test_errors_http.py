@@ -34,7 +34,9 @@ async def world(store: Store, clock: FakeClock) -> dict[str, Any]:
     report = await add_token(store, clock, operation)
     ingest = await add_token(store, clock, operation, TokenScope.INGEST)
     revoked = await add_token(store, clock, operation)
-    assert await store.revoke_token(tokens.token_id_of(revoked), clock())
+    revoked_id = tokens.token_id_of(revoked)
+    assert revoked_id is not None
+    assert await store.revoke_token(revoked_id, clock())
     return {"report": report, "ingest": ingest, "revoked": revoked}
 
 

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ["ruff", "check", "src", "tests", "bench"],
         ["ruff", "format", "--check", "src", "tests", "bench"],
         ["mypy"],
+        ["mypy", "--config-file", "tests/mypy.ini", "tests"],
     ],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy", "mypy-tests"],
 )
 def test_tool_is_clean(command: list[str]) -> None:
     result = subprocess.run(
