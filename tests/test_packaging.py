@@ -17,8 +17,9 @@ def test_the_version_comes_from_the_package_alone():
     assert "version" not in project["project"]
     assert project["project"]["dynamic"] == ["version"]
     assert project["tool"]["hatch"]["version"]["path"] == "src/voxmeter/__init__.py"
+    script = Path(sys.executable).parent / "voxmeter"  # the installed command
     printed = subprocess.run(
-        [sys.executable, "-m", "voxmeter", "--version"], capture_output=True, text=True, check=True
+        [script, "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert printed.strip() == f"voxmeter, version {voxmeter.__version__}"
     assert f"## [{voxmeter.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
