@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -26,7 +27,7 @@ from voxmeter.contract.meters import BILLING_METERS
 from voxmeter.domain import tokens
 from voxmeter.domain.models import NewOperation, Operation, TokenScope
 from voxmeter.server.app import create_app
-from voxmeter.storage import open_store, schema
+from voxmeter.storage import open_store, schema, split_pgbouncer_flag
 from voxmeter.storage.base import Store
 from voxmeter.storage.sqlite import sqlite_path
 
@@ -56,11 +57,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "VOXMETER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 STORES = os.environ.get("VOXMETER_TEST_STORES", "sqlite,postgresql").split(",")
+# Where the stores under test connect: the admin URL's server unless
+# tests/test_pgbouncer.py points this at PgBouncer. Databases are still made
+# and dropped through the admin URL: a pooler's idle server connections would
+# keep the template database busy.
+POSTGRES_CLIENT_URL = os.environ.get("VOXMETER_TEST_POSTGRES_CLIENT_URL", POSTGRES_ADMIN_URL)
 
 
-def _postgres_url(database: str) -> str:
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{database}"
+def _postgres_url(database: str, server: str = POSTGRES_ADMIN_URL) -> str:
+    return urlunsplit(urlsplit(server)._replace(path=f"/{database}"))
 
 
 def _admin(statement: str) -> None:
@@ -87,7 +92,7 @@ def postgres_url(postgres_template: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database."""
     name = f"voxmeter_test_{os.getpid()}_{next(_databases)}"
     _admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
-    yield _postgres_url(name)
+    yield _postgres_url(name, POSTGRES_CLIENT_URL)
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -211,7 +216,7 @@ def serve_process(database_url: str) -> Iterator[Callable[..., ServerProcess]]:
 def execute_sql(database_url: str, sql: str) -> None:
     """Change the database behind voxmeter's back (to prove a check would notice)."""
     if database_url.startswith("postgresql://"):
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        with psycopg.connect(split_pgbouncer_flag(database_url)[0], autocommit=True) as conn:
             conn.execute(sql)
         return
     with sqlite3.connect(sqlite_path(database_url)) as db:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, execute_sql
 from voxmeter.domain.models import TokenScope
+from voxmeter.server import observability
 from voxmeter.storage.base import Store
 
 
@@ -99,3 +101,41 @@ async def test_metrics_add_up_across_workers(store: Store, clock: FakeClock, ser
     for text in scrapes:  # whichever worker answers the scrape, it counts all of them
         labels = {"endpoint": "/api/v2/billing.php", "api": "chat_licenses", "status": "200"}
         assert sample(text, "voxmeter_requests_total", **labels) == 20
+
+
+SCRAPE_TOKEN = "scrape-secret-42"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": SCRAPE_TOKEN}])
+async def test_metrics_can_require_a_bearer_token(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    compared: list[bytes] = []
+    real_compare = observability.hmac.compare_digest
+
+    def spy(offered: bytes, expected: bytes) -> bool:
+        compared.append(offered)
+        return real_compare(offered, expected)
+
+    monkeypatch.setattr(observability.hmac, "compare_digest", spy)
+    caplog.set_level(logging.DEBUG)
+    with server.client() as http:
+        refused = [
+            http.get("/metrics"),
+            http.get("/metrics", headers={"authorization": f"Bearer {SCRAPE_TOKEN[:-1]}"}),
+            http.get("/metrics", headers={"authorization": f"Basic {SCRAPE_TOKEN}"}),
+        ]
+        allowed = http.get("/metrics", headers={"authorization": f"Bearer {SCRAPE_TOKEN}"})
+    for answer in refused:
+        assert answer.status_code == 401
+        assert answer.json() == {
+            "code": 401,
+            "error": "UNAUTHORIZED",
+            "msg": "PLEASE SEND THE METRICS BEARER TOKEN",
+            "data": [],
+        }
+        assert answer.headers["www-authenticate"] == "Bearer"
+    assert allowed.status_code == 200
+    assert allowed.text.startswith("# HELP")
+    assert SCRAPE_TOKEN.encode() in compared  # the constant-time comparison decided
+    assert SCRAPE_TOKEN not in caplog.text + repr(server.settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,9 @@ class Settings:
     pool_size: int = 10
     # One JSON line per request on stderr (never the token).
     access_logs: bool = True
+    # When set, GET /metrics wants "Authorization: Bearer <this>". Kept out of
+    # repr so that logging the settings never shows it.
+    metrics_token: str = dataclass_field(default="", repr=False)
     # Token discipline (documented limits).
     enforce_limits: bool = True
     concurrency_per_token: int = 2

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from voxmeter import __version__
 from voxmeter.cli import client_cmds, db, ledger, operations, serve, tokens, usage
 
 
@@ -15,7 +16,7 @@ from voxmeter.cli import client_cmds, db, ledger, operations, serve, tokens, usa
     envvar="VOXMETER_DATABASE_URL",
     help="sqlite:///FILE (default sqlite:///voxmeter.db) or postgresql://…",
 )
-@click.version_option(package_name="voxmeter")
+@click.version_option(version=__version__)  # the source's, even in an editable install
 def main(database_url: str | None) -> None:
     """voxmeter: usage metering and billing reports, wolkvox API v2 compatible."""
     if database_url:

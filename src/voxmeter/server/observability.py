@@ -9,6 +9,7 @@ through prometheus-client's multiprocess mode, set up by ``voxmeter serve``.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import logging
 import os
@@ -31,7 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voxmeter.server.responses import header
+from voxmeter.contract import errors
+from voxmeter.server.responses import failure, header
 from voxmeter.server.runtime import runtime_of
 
 access_log = logging.getLogger("voxmeter.access")
@@ -185,8 +187,22 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
+def _scraper_allowed(request: Request, token: str) -> bool:
+    """No token configured, or ``Authorization: Bearer <token>`` (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, offered = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        offered.strip().encode(), token.encode()
+    )
+
+
 async def metrics(request: Request) -> Response:
     """Prometheus text format; the ledger size is read at scrape time (one cheap query)."""
+    if not _scraper_allowed(request, runtime_of(request).settings.metrics_token):
+        return failure(
+            errors.ApiError(401, errors.METRICS_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+        )
     local = CollectorRegistry()
     size = Gauge(
         "voxmeter_ledger_events", "Events in the ledger", registry=local

@@ -214,6 +214,9 @@ def _plain(summary: str, media: str) -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     probe_refusal = {"503": {"description": "not ready", "content": {"application/json": {}}}}
+    metrics = _plain("Prometheus metrics", "text/plain")
+    metrics["security"] = [{}, {"metricsToken": []}]  # a token only when one is configured
+    metrics["responses"]["401"] = _refusal(401, [errors.METRICS_TOKEN])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -225,7 +228,9 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "wolkvoxToken": {"type": "apiKey", "in": "header", "name": wire.TOKEN_HEADER}
+                "wolkvoxToken": {"type": "apiKey", "in": "header", "name": wire.TOKEN_HEADER},
+                # Only when VOXMETER_METRICS_TOKEN is set.
+                "metricsToken": {"type": "http", "scheme": "bearer"},
             }
         },
         "paths": {
@@ -256,7 +261,7 @@ def document() -> dict[str, Any]:
                                 errors.CORRECTIONS_APPLIED,
                                 **{"404": _refusal(404, [errors.EVENTS_UNKNOWN])}),
             },
-            wire.METRICS_PATH: {"get": _plain("Prometheus metrics", "text/plain")},
+            wire.METRICS_PATH: {"get": metrics},
             wire.HEALTH_PATH: {"get": _plain("The process answers", "application/json")},
             wire.READY_PATH: {
                 "get": _plain("Database reachable, schema current", "application/json")

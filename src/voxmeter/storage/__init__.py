@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from voxmeter.storage.base import Store
+
+PGBOUNCER_FLAG = "pgbouncer"
 
 
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
+
+
+def split_pgbouncer_flag(url: str) -> tuple[str, bool]:
+    """``url`` without voxmeter's ``pgbouncer=true`` query flag, and whether it was set.
+
+    The flag says the URL leads to PgBouncer in transaction mode; libpq knows
+    no such parameter, so it is taken out before the URL reaches the driver.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    flags = [value for name, value in query if name == PGBOUNCER_FLAG]
+    if not flags:
+        return url, False
+    rest = urlencode([(name, value) for name, value in query if name != PGBOUNCER_FLAG])
+    return urlunsplit(parts._replace(query=rest)), flags[-1].lower() in ("1", "true", "yes", "on")
 
 
 async def open_store(url: str, pool_size: int = 10) -> Store:

@@ -42,6 +42,7 @@ from voxmeter.domain.models import (
     Token,
     TokenScope,
 )
+from voxmeter.storage import split_pgbouncer_flag
 from voxmeter.storage.base import AdmissionRequest, OperationExists, Store, UnknownOperation
 from voxmeter.storage.batching import TurnBatcher
 from voxmeter.storage.figures import FigureCache
@@ -83,6 +84,16 @@ def _next_month(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+async def _in_utc(conn: AsyncConnection[TupleRow]) -> None:
+    """Timestamps in UTC on every connection of the pool.
+
+    A SET, not a startup ``options`` parameter (PgBouncer refuses those):
+    TimeZone is a parameter PgBouncer tracks per client and sets again on
+    whichever server connection runs the client's next transaction.
+    """
+    await conn.execute("SET TimeZone TO 'UTC'")
+
+
 class PostgresStore(Store):
     def __init__(self, url: str, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> None:
         self.url = url
@@ -96,11 +107,18 @@ class PostgresStore(Store):
 
     @classmethod
     async def connect(cls, url: str, pool_size: int = 10) -> PostgresStore:
+        conninfo, pgbouncer = split_pgbouncer_flag(url)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if pgbouncer:
+            # In transaction mode each transaction may run on another server
+            # connection, where a statement prepared on the last one is unknown.
+            kwargs["prepare_threshold"] = None
         pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
-            url,
+            conninfo,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+            kwargs=kwargs,
+            configure=_in_utc,
             open=False,
         )
         await pool.open(wait=True)

@@ -6,23 +6,32 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Engine, create_engine, pool
 
+from voxmeter.storage import is_postgres, split_pgbouncer_flag
 from voxmeter.storage.base import SchemaNotCurrent
 
 
 def sqlalchemy_url(url: str) -> str:
     """Our database URL in SQLAlchemy's spelling (it needs the driver named)."""
+    url, _ = split_pgbouncer_flag(url)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
+def _engine(url: str) -> Engine:
+    # Never a prepared statement: these few statements gain nothing from one,
+    # and behind PgBouncer in transaction mode one would break.
+    connect_args = {"prepare_threshold": None} if is_postgres(url) else {}
+    return create_engine(sqlalchemy_url(url), poolclass=pool.NullPool, connect_args=connect_args)
+
+
 def _config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", "voxmeter.storage:migrations")
-    config.attributes["sqlalchemy_url"] = sqlalchemy_url(url)
+    config.attributes["engine"] = _engine(url)
     return config
 
 
@@ -33,7 +42,7 @@ def head_revision() -> str:
 
 
 def current_revision(url: str) -> str | None:
-    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    engine = _engine(url)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
 
 config = context.config
-engine = create_engine(config.attributes["sqlalchemy_url"], poolclass=pool.NullPool)
+engine = config.attributes["engine"]  # made by voxmeter.storage.schema
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=None, transactional_ddl=True)
     with context.begin_transaction():
