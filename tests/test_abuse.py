@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +23,14 @@ import uvicorn
 
 from conftest import FakeClock, RunningServer, add_operation, add_token
 from voxmeter.config import Settings
-from voxmeter.domain.models import TokenScope
+from voxmeter.domain.models import Operation, TokenScope
+from voxmeter.domain.usage import (
+    EventError,
+    Window,
+    parse_correction,
+    scaled_correction,
+    validate_batch,
+)
 from voxmeter.server.app import create_app
 from voxmeter.server.connections import guarded_protocol, uvicorn_options
 from voxmeter.storage.base import Store
@@ -222,3 +230,45 @@ def test_a_server_full_of_busy_connections_answers_503(
     finally:
         for sock in sockets:
             sock.close()
+
+
+# -- quantities ------------------------------------------------------------------
+
+EVENTS = "/api/v2/events"
+CORRECTIONS = "/api/v2/events/corrections"
+HUGE_EXPONENTS = ["1e600000", "0e600000", "1e-600000", "9" * 5000]
+
+
+def usage_event(event_id: str, quantity: Any) -> dict[str, Any]:
+    return {"id": event_id, "meter": "ivr_calls", "quantity": quantity,
+            "time": "2026-11-24T12:00:00Z"}  # fmt: skip
+
+
+@pytest.mark.parametrize("quantity", HUGE_EXPONENTS)
+def test_a_huge_exponent_costs_the_validator_nothing(quantity: str, clock: FakeClock) -> None:
+    operation = Operation(id=1, name="Acme", server_id="", timezone="UTC", licenses=1, pbx=0,
+                          services=frozenset(), created_at=clock())  # fmt: skip
+    window = Window.open_month(operation, clock(), grace=timedelta(0), skew=timedelta(0))
+    correction = parse_correction({"id": "a", "action": "amend", "quantity": quantity})
+    started = time.thread_time()
+    _, rejected = validate_batch([usage_event("a", quantity)], operation, window)
+    with pytest.raises(EventError):
+        scaled_correction(correction, "ivr_calls")
+    assert time.thread_time() - started < 0.05
+    assert "quantity" in rejected[0].reason
+
+
+def test_a_huge_exponent_is_answered_400_at_once(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    with guarded.client(secrets["ingest"]) as http:
+        started = time.monotonic()
+        answer = http.post(EVENTS, json={"events": [usage_event("a", "1e600000")]})
+        assert answer.status_code == 400
+        assert answer.json()["data"][0]["reason"] == "quantity is too large"
+        assert http.post(EVENTS, json={"events": [usage_event("b", 2)]}).status_code == 200
+        amend = {"corrections": [{"id": "b", "action": "amend", "quantity": "1e600000"}]}
+        answer = http.post(CORRECTIONS, json=amend)
+        assert answer.status_code == 400
+        assert "quantity is too large" in answer.text
+        assert time.monotonic() - started < 5  # seconds per call before the bounds
