@@ -272,3 +272,35 @@ def test_a_huge_exponent_is_answered_400_at_once(
         assert answer.status_code == 400
         assert "quantity is too large" in answer.text
         assert time.monotonic() - started < 5  # seconds per call before the bounds
+
+
+@pytest.mark.parametrize(
+    ("literal", "meter", "items"),
+    [(b"3.75", "ivr_minutes", "3.75"), (b"0.1", "ivr_minutes", "0.1"),
+     (b"2E0", "ivr_calls", "2"), (b"1e1", "ivr_calls", "10")],
+)  # fmt: skip
+def test_json_numbers_are_exact_decimals(
+    guarded: RunningServer, secrets: dict[str, str], literal: bytes, meter: str, items: str
+) -> None:
+    body = (
+        b'{"events": [{"id": "n", "meter": "%s", "quantity": %s, "time": "2026-11-24T12:00:00Z",'
+        b' "attributes": {"rate": 0.25}}]}' % (meter.encode(), literal)
+    )
+    with guarded.client(secrets["ingest"]) as http:
+        answer = http.post(EVENTS, content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 200, answer.text
+    with guarded.client(secrets["report"]) as http:
+        assert (
+            http.get("/api/v2/billing.php", params={"api": meter}).json()["data"][0]["items"]
+            == items
+        )
+
+
+def test_a_json_number_past_the_scale_is_refused(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    body = b'{"events": [{"id": "n", "meter": "ivr_calls", "quantity": 2.5, "time": "2026-11-24T12:00:00Z"}]}'
+    with guarded.client(secrets["ingest"]) as http:
+        answer = http.post(EVENTS, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["data"][0]["reason"] == "quantity must be a whole number"
