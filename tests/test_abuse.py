@@ -299,8 +299,69 @@ def test_json_numbers_are_exact_decimals(
 def test_a_json_number_past_the_scale_is_refused(
     guarded: RunningServer, secrets: dict[str, str]
 ) -> None:
-    body = b'{"events": [{"id": "n", "meter": "ivr_calls", "quantity": 2.5, "time": "2026-11-24T12:00:00Z"}]}'
+    body = (
+        b'{"events": [{"id": "n", "meter": "ivr_calls", "quantity": 2.5,'
+        b' "time": "2026-11-24T12:00:00Z"}]}'
+    )
     with guarded.client(secrets["ingest"]) as http:
         answer = http.post(EVENTS, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400
     assert answer.json()["data"][0]["reason"] == "quantity must be a whole number"
+
+
+# -- parser errors ------------------------------------------------------------------
+
+HOSTILE_BODIES = [
+    (b"[" * 1000 + b"]" * 1000, "JSON is nested too deeply"),
+    (b'{"events": [{"id": "\xff\xfe"}]}', "invalid UTF-8 at byte"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), HOSTILE_BODIES)
+def test_hostile_json_is_answered_400_on_a_kept_connection(
+    guarded: RunningServer, secrets: dict[str, str], body: bytes, reason: str
+) -> None:
+    with guarded.client(secrets["ingest"]) as http:
+        json_answer = http.post(EVENTS, content=body, headers={"content-type": "application/json"})
+        ndjson = b'{"id": "fine"}\n\n' + body
+        headers = {"content-type": "application/x-ndjson"}
+        ndjson_answer = http.post(EVENTS, content=ndjson, headers=headers)
+        assert http.get("/healthz").status_code == 200
+    assert json_answer.status_code == 400
+    assert json_answer.json()["data"][0]["reason"].startswith(reason)
+    assert ndjson_answer.status_code == 400
+    where = ndjson_answer.json()["data"][0]
+    assert (where["index"], where["line"]) == (1, 3)
+    assert where["reason"].startswith(reason)
+
+
+def test_deeply_nested_attributes_are_a_reason_not_a_fault(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    deep = b'{"a": ' * 300 + b"{}" + b"}" * 300  # deeper than orjson writes
+    event = orjson.dumps(usage_event("deep", 1))[:-1] + b', "attributes": ' + deep + b"}"
+    body = b'{"events": [' + event + b"]}"
+    with guarded.client(secrets["ingest"]) as http:
+        answer = http.post(EVENTS, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["data"][0]["reason"] == "attributes are nested too deeply"
+
+
+async def test_an_unexpected_error_keeps_the_connection_alive(
+    guarded: RunningServer, secrets: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxmeter.services.usage import UsageService
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(UsageService, "store", broken)
+    with guarded.client(secrets["ingest"]) as http:
+        answer = http.post(EVENTS, json={"events": [usage_event("a", 1)]})
+        assert answer.status_code == 500
+        assert answer.json()["msg"] == "AN INTERNAL ERROR OCCURRED"
+        assert answer.headers.get("connection") != "close"
+        assert http.get("/healthz").status_code == 200
+        assert (
+            http.get("/healthz").extensions["network_stream"] is answer.extensions["network_stream"]
+        )
