@@ -16,6 +16,14 @@ from typing import Any
 MAX_CONCURRENCY_PER_TOKEN = 64
 
 
+_POSITIVE = (
+    "pool_size", "calls_per_license", "max_records_down", "max_result_bytes", "max_range_days",
+    "max_events_up", "max_body_bytes", "max_connections", "max_connections_per_address",
+    "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
+    "body_timeout_seconds",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite:///voxmeter.db"
@@ -43,6 +51,15 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     previous_month_grace_hours: float = 48.0
     future_skew_seconds: float = 300.0
+    # Connections (docs/deployment.md, "limits that protect the service").
+    # Enforced by voxmeter.server.connections before a request reaches the app.
+    max_connections: int = 1000
+    # Behind a reverse proxy every caller shares its address: raise this there.
+    max_connections_per_address: int = 100
+    max_header_bytes: int = 16 * 1024
+    max_header_count: int = 64
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
@@ -50,12 +67,9 @@ class Settings:
                 f"concurrency_per_token must be 1 to {MAX_CONCURRENCY_PER_TOKEN},"
                 f" not {self.concurrency_per_token}"
             )
-        for name in ("pool_size", "calls_per_license", "max_records_down", "max_result_bytes",
-                     "max_range_days", "max_events_up", "max_body_bytes"):  # fmt: skip
-            if getattr(self, name) < 1:
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        if self.time_limit_seconds <= 0:
-            raise ValueError("time_limit_seconds must be positive")
 
     @property
     def previous_month_grace(self) -> timedelta:

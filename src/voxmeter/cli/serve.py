@@ -15,6 +15,7 @@ from voxmeter.cli._common import info, prepare_schema, settings, with_services
 from voxmeter.domain.clock import system_clock
 from voxmeter.domain.demo import DEMO_OPERATION, month_of_usage
 from voxmeter.domain.models import TokenScope
+from voxmeter.server import connections
 from voxmeter.services import Services
 from voxmeter.services.admin import IssuedToken
 
@@ -49,9 +50,10 @@ def _serve(host: str, port: int, workers: int) -> None:
             workers=workers,
             log_config=_logging_config(),
             access_log=False,  # voxmeter writes its own, with the request id
-            timeout_keep_alive=5,  # idle or slow clients do not hold connections
             timeout_graceful_shutdown=70,  # in-flight calls finish (60 s limit + margin)
-            limit_concurrency=1000,
+            # Header, body and connection limits, answered in the envelope.
+            http=connections.PROTOCOL_PATH,
+            **connections.uvicorn_options(),
         )
 
 

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import orjson
 
@@ -155,10 +156,25 @@ def _attributes(value: object) -> str | None:
         return None
     if not isinstance(value, Mapping):
         raise EventError("attributes must be a JSON object")
-    encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    if len(encoded) > MAX_ATTRIBUTES_BYTES:
+    try:
+        encoded = orjson.dumps(value, default=_attribute_number, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        raise EventError("attributes are nested too deeply") from None
+    text = encoded.decode()
+    if len(text) > MAX_ATTRIBUTES_BYTES:
         raise EventError(f"attributes are larger than {MAX_ATTRIBUTES_BYTES} bytes")
-    return encoded
+    return text
+
+
+def _attribute_number(value: object) -> float:
+    """Numbers in attributes (decoded as Decimal) stored as they always were: as floats.
+
+    Attributes are descriptive, not billed; keeping their encoding keeps the
+    fingerprints of events already stored.
+    """
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def printable(text: str) -> str:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxmeter.config import Settings
 from voxmeter.contract import errors
@@ -37,6 +37,36 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return responses.failure(errors.ApiError(exc.status_code, str(exc.detail).upper()))
 
 
+class UnexpectedErrors:
+    """An unexpected exception answered 500 in the envelope, the connection kept.
+
+    Starlette's outermost ServerErrorMiddleware would answer too, but then
+    re-raise, and uvicorn closes a connection whose application raised.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_start)
+        except Exception as exc:
+            if started:
+                raise
+            error = responses.refusal(exc, scope["method"], scope["path"])
+            await responses.send_failure(send, error)
+
+
 class VoxmeterApp(Starlette):
     """Starlette, except that the report calls skip its router and middleware stack.
 
@@ -48,6 +78,7 @@ class VoxmeterApp(Starlette):
 
     def __init__(self, *args: Any, access_logs: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.add_middleware(UnexpectedErrors)
         self.add_middleware(Observability, known_paths=routes.PATHS, access_logs=access_logs)
         self.direct_paths: dict[str, ASGIApp] = {
             route.path: Observability(route.handler, routes.PATHS, access_logs)
@@ -92,7 +123,6 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         exception_handlers={
             errors.ApiError: _refusal,
             HTTPException: _http_error,
-            Exception: _refusal,
         },
         lifespan=lifespan,
         access_logs=settings.access_logs,

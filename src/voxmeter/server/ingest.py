@@ -7,6 +7,7 @@ means (validation, all or nothing, the rejection log) is
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -26,7 +27,9 @@ NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "applicat
 JSON_TYPES = frozenset({"application/json", ""})
 MAX_LISTING = 1000
 
-_decode = msgspec.json.Decoder()
+# JSON numbers with a fraction or an exponent are read as Decimal from their
+# literal text: a quantity of 3.75 is exact, with no binary float in between.
+_decode = msgspec.json.Decoder(float_hook=Decimal)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -53,11 +56,24 @@ def _is_ndjson(request: Request) -> bool:
     raise errors.ApiError(415, errors.UNSUPPORTED_CONTENT)
 
 
+# What a hostile body can make the decoder raise: malformed JSON, nesting
+# past the decoder's depth, invalid UTF-8 inside a string.
+_MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON is nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid UTF-8 at byte {exc.start} of a string"
+    return str(exc)
+
+
 def _json(body: bytes) -> Any:
     try:
         return _decode.decode(body)
-    except msgspec.DecodeError as exc:
-        raise errors.ApiError(400, errors.BODY_NOT_JSON, [{"reason": str(exc)}]) from None
+    except _MALFORMED as exc:
+        raise errors.ApiError(400, errors.BODY_NOT_JSON, [{"reason": _reason(exc)}]) from None
 
 
 def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
@@ -69,17 +85,16 @@ def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
         # many of them as events, and refuse beyond without splitting.
         if body.count(b"\n") > 2 * limit + 1:
             raise too_many
-        lines = [line for line in body.split(b"\n") if line.strip()]
+        lines = [(number, line) for number, line in enumerate(body.split(b"\n"), 1) if line.strip()]
         if len(lines) > limit:
             raise too_many
         items: list[object] = []
-        for index, line in enumerate(lines):
+        for index, (number, line) in enumerate(lines):
             try:
                 items.append(_decode.decode(line))
-            except msgspec.DecodeError as exc:
-                raise errors.ApiError(
-                    400, errors.BODY_NOT_JSON, [{"index": index, "reason": str(exc)}]
-                ) from None
+            except _MALFORMED as exc:
+                where = {"index": index, "line": number, "reason": _reason(exc)}
+                raise errors.ApiError(400, errors.BODY_NOT_JSON, [where]) from None
         return items
     document = _json(body)
     if not isinstance(document, dict) or not isinstance(document.get(key), list):
