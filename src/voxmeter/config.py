@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,11 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     previous_month_grace_hours: float = 48.0
     future_skew_seconds: float = 300.0
+    # Console: the key that signs client-portal links (none: no portal links),
+    # how long a link and a browser session last.
+    portal_secret: str = dataclasses.field(default="", repr=False)
+    portal_link_days: int = 30
+    admin_session_hours: float = 12.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
