@@ -6,9 +6,9 @@ lists them with the variable that changes each.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any

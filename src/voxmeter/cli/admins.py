@@ -38,9 +38,7 @@ def create(name: str, role: str, as_key: bool) -> None:
 
     async def run() -> str:
         store = await open_admin_store(config.database_url)
-        service = AdminService(
-            store, system_clock, timedelta(hours=config.admin_session_hours)
-        )
+        service = AdminService(store, system_clock, timedelta(hours=config.admin_session_hours))
         try:
             _, secret = await service.create(COMMAND_LINE, name, Role(role), kind)
         except ApiError as exc:

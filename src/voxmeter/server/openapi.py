@@ -20,6 +20,7 @@ from voxmeter.contract import errors, wire
 from voxmeter.contract.envelope import BILLING_MSG
 from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
 from voxmeter.contract.services import SERVICE_FLAGS
+from voxmeter.server.admin import docs as admin_docs
 
 _STRING = {"type": "string"}
 _TOKEN = {"in": "header", "name": wire.TOKEN_HEADER, "required": True, "schema": _STRING,
@@ -225,7 +226,8 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "wolkvoxToken": {"type": "apiKey", "in": "header", "name": wire.TOKEN_HEADER}
+                "wolkvoxToken": {"type": "apiKey", "in": "header", "name": wire.TOKEN_HEADER},
+                **admin_docs.SECURITY_SCHEMES,
             }
         },
         "paths": {
@@ -263,6 +265,7 @@ def document() -> dict[str, Any]:
                 | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
             wire.OPENAPI_PATH: {"get": _plain("This document", "application/json")},
             wire.DOCS_PATH: {"get": _plain("This document as a page", "text/html")},
+            **admin_docs.paths(),
         },
     }  # fmt: skip
 

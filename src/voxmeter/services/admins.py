@@ -126,9 +126,7 @@ class AdminService:
 
     # -- audit ----------------------------------------------------------------
 
-    async def record(
-        self, actor: str, action: str, target: str, before: Any, after: Any
-    ) -> None:
+    async def record(self, actor: str, action: str, target: str, before: Any, after: Any) -> None:
         await self._store.append_audit(
             self._clock(), actor, action, target, _json(before), _json(after)
         )
@@ -142,7 +140,7 @@ class AdminService:
         change: Callable[[], Awaitable[T]],
         after: Callable[[T], Any],
     ) -> T:
-        """Run ``change`` and log it with ``before`` and ``after(result)``; a refusal logs nothing."""
+        """Run ``change``, then log ``before`` and ``after(result)``; a refusal logs nothing."""
         result = await change()
         await self.record(caller.name, action, target, before, after(result))
         return result

@@ -26,7 +26,7 @@ from voxmeter.domain.clock import Clock
 from voxmeter.domain.models import Operation
 from voxmeter.domain.periods import Period
 from voxmeter.services import Services
-from voxmeter.services.admins import Caller, AdminService
+from voxmeter.services.admins import AdminService, Caller
 from voxmeter.storage.admin import AdminStore, EventQuery, EventRow
 
 _ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -191,8 +191,7 @@ class InsightService:
             list(by_id), meter.api, month.first, month.last, attribute
         )
         return [
-            (by_id[op], value, format_items(total, meter.kind.scale))
-            for op, value, total in rows
+            (by_id[op], value, format_items(total, meter.kind.scale)) for op, value, total in rows
         ]
 
     async def events(self, query: EventQuery) -> list[EventRow]:

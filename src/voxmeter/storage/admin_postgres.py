@@ -108,7 +108,9 @@ class PostgresAdminStore(AdminStore):
 
     async def end_session(self, session_hash: bytes) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute("DELETE FROM admin_sessions WHERE session_hash = %s", (session_hash,))
+            await conn.execute(
+                "DELETE FROM admin_sessions WHERE session_hash = %s", (session_hash,)
+            )
 
     async def append_audit(
         self,
@@ -188,4 +190,3 @@ class PostgresAdminStore(AdminStore):
             )
             for event_id, meter, quantity, effective, action, occurred, received, attributes in rows
         ]  # fmt: skip
-

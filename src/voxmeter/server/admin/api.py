@@ -63,7 +63,9 @@ async def _object(request: Request) -> dict[str, Any]:
 
 def _field(document: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
     value = document.get(name, default)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)):
+    if value is not None and (
+        not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
+    ):
         raise errors.invalid_parameter(name, f"a JSON {kind.__name__}")
     return value
 
@@ -359,9 +361,7 @@ async def usage(request: Request) -> Response:
     rows: list[dict[str, Any]] = []
     for operation in operations:
         month = (
-            Month.parse(month_text)
-            if month_text
-            else Month.of(console.insights.today(operation))
+            Month.parse(month_text) if month_text else Month.of(console.insights.today(operation))
         )
         if group_by:
             for meter in meters:
