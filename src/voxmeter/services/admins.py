@@ -34,6 +34,7 @@ class Session:
     cookie: str
     csrf: str
     expires: datetime
+    lifetime: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class AdminService:
         expires = now + self._session_lifetime
         await self._store.create_session(hashed, identity.id, csrf, now, expires)
         await self.record(identity.name, "session.login", identity.name, None, None)
-        return Session(identity, cookie, csrf, expires)
+        return Session(identity, cookie, csrf, expires, self._session_lifetime)
 
     async def logout(self, cookie: str) -> None:
         await self._store.end_session(admins.session_hash(cookie))

@@ -66,7 +66,8 @@ def set_session_cookie(request: Request, response: Response, session: Session) -
     response.set_cookie(
         SESSION_COOKIE,
         session.cookie,
-        expires=session.expires,
+        # A lifetime rather than a date: the browser's clock need not agree with ours.
+        max_age=int(session.lifetime.total_seconds()),
         path="/",
         secure=request.url.scheme == "https",
         httponly=True,
