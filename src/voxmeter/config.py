@@ -60,6 +60,11 @@ class Settings:
     max_header_count: int = 64
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 60.0
+    # Console: the key that signs client-portal links (none: no portal links),
+    # how long a link and a browser session last.
+    portal_secret: str = dataclass_field(default="", repr=False)
+    portal_link_days: int = 30
+    admin_session_hours: float = 12.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:

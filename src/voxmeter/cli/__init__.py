@@ -7,7 +7,7 @@ import os
 import click
 
 from voxmeter import __version__
-from voxmeter.cli import client_cmds, db, ledger, operations, serve, tokens, usage
+from voxmeter.cli import admins, client_cmds, db, ledger, operations, serve, tokens, usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,5 +35,6 @@ for command in (
     client_cmds.get,
     client_cmds.watch_command,
     client_cmds.history_group,
+    admins.admin,
 ):
     main.add_command(command)

@@ -20,7 +20,9 @@ from voxmeter.server import responses, routes
 from voxmeter.server.observability import Observability
 from voxmeter.server.runtime import Runtime
 from voxmeter.services import Services
+from voxmeter.services.console import ConsoleServices
 from voxmeter.storage import open_store, schema
+from voxmeter.storage.admin import open_admin_store
 
 
 async def _refusal(request: Request, exc: Exception) -> Response:
@@ -108,12 +110,14 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         # Every worker refuses to serve a schema it was not written for.
         schema.ensure_current(settings.database_url)
         store = await open_store(settings.database_url, settings.pool_size)
-        app.state.runtime = Runtime(
-            settings=settings, clock=clock, services=Services.over(store, settings, clock)
-        )
+        services = Services.over(store, settings, clock)
+        app.state.runtime = Runtime(settings=settings, clock=clock, services=services)
+        admin_store = await open_admin_store(settings.database_url)
+        app.state.console = ConsoleServices.over(services, admin_store, settings, clock)
         try:
             yield
         finally:
+            await admin_store.close()
             await store.close()
 
     return VoxmeterApp(

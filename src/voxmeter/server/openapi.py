@@ -20,6 +20,7 @@ from voxmeter.contract import errors, wire
 from voxmeter.contract.envelope import BILLING_MSG
 from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
 from voxmeter.contract.services import SERVICE_FLAGS
+from voxmeter.server.admin import docs as admin_docs
 
 _STRING = {"type": "string"}
 _TOKEN = {"in": "header", "name": wire.TOKEN_HEADER, "required": True, "schema": _STRING,
@@ -231,6 +232,7 @@ def document() -> dict[str, Any]:
                 "wolkvoxToken": {"type": "apiKey", "in": "header", "name": wire.TOKEN_HEADER},
                 # Only when VOXMETER_METRICS_TOKEN is set.
                 "metricsToken": {"type": "http", "scheme": "bearer"},
+                **admin_docs.SECURITY_SCHEMES,
             }
         },
         "paths": {
@@ -268,6 +270,7 @@ def document() -> dict[str, Any]:
                 | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
             wire.OPENAPI_PATH: {"get": _plain("This document", "application/json")},
             wire.DOCS_PATH: {"get": _plain("This document as a page", "text/html")},
+            **admin_docs.paths(),
         },
     }  # fmt: skip
 

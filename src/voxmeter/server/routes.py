@@ -14,6 +14,8 @@ from starlette.types import ASGIApp
 
 from voxmeter.contract import wire
 from voxmeter.server import ingest, observability, openapi, reports
+from voxmeter.server.admin import api as admin
+from voxmeter.server.console import pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,38 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(wire.READY_PATH, "GET", observability.readyz),
     Endpoint(wire.OPENAPI_PATH, "GET", openapi.openapi_json),
     Endpoint(wire.DOCS_PATH, "GET", openapi.docs),
+    # The admin API (admin keys or console sessions; never operation tokens).
+    Endpoint(f"{admin.PREFIX}/session", "POST", admin.login),
+    Endpoint(f"{admin.PREFIX}/session", "DELETE", admin.logout),
+    Endpoint(f"{admin.PREFIX}/whoami", "GET", admin.whoami),
+    Endpoint(f"{admin.PREFIX}/identities", "GET", admin.list_identities),
+    Endpoint(f"{admin.PREFIX}/identities", "POST", admin.create_identity),
+    Endpoint(f"{admin.PREFIX}/overview", "GET", admin.overview),
+    Endpoint(f"{admin.PREFIX}/operations", "GET", admin.list_operations),
+    Endpoint(f"{admin.PREFIX}/operations", "POST", admin.create_operation),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}", "PATCH", admin.change_operation),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/archive", "POST", admin.archive_operation),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/portal-link", "POST", admin.portal_link),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/tokens", "GET", admin.list_tokens),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/tokens", "POST", admin.create_token),
+    Endpoint(
+        f"{admin.PREFIX}/operations/{{name}}/tokens/{{token_id}}", "DELETE", admin.revoke_token
+    ),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/events", "GET", admin.search_events),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/rejections", "GET", admin.rejections),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/corrections", "POST", admin.corrections),
+    Endpoint(f"{admin.PREFIX}/usage", "GET", admin.usage),
+    Endpoint(f"{admin.PREFIX}/audit", "GET", admin.audit),
+    # The web console and the client portal.
+    Endpoint("/", "GET", pages.root),
+    Endpoint("/console", "GET", pages.overview_page),
+    Endpoint("/console/login", "GET", pages.login_page),
+    Endpoint("/console/audit", "GET", pages.audit_page),
+    Endpoint("/console/operations/{name}", "GET", pages.operation_page),
+    Endpoint("/console/operations/{name}/events", "GET", pages.events_page),
+    Endpoint("/console/static/{file}", "GET", pages.static),
+    Endpoint("/console/static/vendor/{file}", "GET", pages.vendored),
+    Endpoint("/portal/{token}", "GET", pages.portal),
 )
 
 PATHS = frozenset(route.path for route in ROUTES)

@@ -1,0 +1,153 @@
+"""The admin API's and the console's part of the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voxmeter.server.admin.api import PREFIX
+
+_ENVELOPE = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["code", "error", "msg", "data"],
+            "properties": {"code": {}, "error": {}, "msg": {"type": "string"},
+                           "data": {"type": "array"}},
+        }
+    }
+}  # fmt: skip
+_REFUSALS = {
+    status: {"description": text, "content": _ENVELOPE}
+    for status, text in (
+        ("400", "invalid input"),
+        ("401", "no valid admin key or session"),
+        ("403", "the role does not allow it, or the CSRF token is missing"),
+        ("404", "no such operation, token or resource"),
+        ("409", "already exists or already done"),
+        ("413", "body too large"),
+    )
+}
+_BODY = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, description: str, many: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if many:
+        schema = {"type": "array", "items": schema}
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+def _call(
+    summary: str,
+    role: str,
+    params: list[dict[str, Any]] | None = None,
+    body: bool = False,
+    csv: bool = False,
+) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "done", "content": dict(_ENVELOPE)}
+    if csv:
+        ok["content"]["text/csv"] = {}
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": f"Needs the {role} role (an admin key, or a console session whose"
+        " unsafe calls carry X-CSRF-Token). Operation tokens are refused.",
+        "tags": ["admin"],
+        "security": [{"adminKey": []}, {"adminSession": []}],
+        "parameters": params or [],
+        "responses": {"200": ok, **_REFUSALS},
+    }
+    if body:
+        operation["requestBody"] = _BODY
+    return operation
+
+
+def _page(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["console"],
+        "parameters": params or [],
+        "responses": {
+            "200": {"description": "the page", "content": {"text/html": {}}},
+            "303": {"description": "to the login page, without a session"},
+            "307": {"description": "to the console"},
+            "403": {"description": "refused", "content": {"text/html": {}}},
+            "404": {"description": "no such page", "content": {"text/html": {}}},
+        },
+    }
+
+
+SECURITY_SCHEMES = {
+    "adminKey": {"type": "http", "scheme": "bearer", "description": "An admin key, vxa_…"},
+    "adminSession": {"type": "apiKey", "in": "cookie", "name": "voxmeter_session"},
+}
+
+
+def paths() -> dict[str, Any]:
+    name, token = _path("name"), _path("token_id")
+    month = _query("month", "YYYY-MM (default: the operation's current month)")
+    limit = _query("limit", "how many, newest first (1 to 1000, default 100)")
+    op = f"{PREFIX}/operations/{{name}}"
+    return {
+        f"{PREFIX}/session": {
+            "post": _call("Log in with a name and password: sets the session cookie and"
+                          " returns the CSRF token", "no", body=True) | {"security": []},
+            "delete": _call("Log out", "viewer"),
+        },
+        f"{PREFIX}/whoami": {"get": _call("The caller's identity", "viewer")},
+        f"{PREFIX}/identities": {
+            "get": _call("Admin identities", "owner"),
+            "post": _call("Create a person or API key (name, role, kind): secret shown once",
+                          "owner", body=True),
+        },
+        f"{PREFIX}/overview": {"get": _call(
+            "Every operation: month to date per meter, same day last month, calls today",
+            "viewer")},
+        f"{PREFIX}/operations": {
+            "get": _call("Every operation", "viewer"),
+            "post": _call("Create an operation", "admin", body=True),
+        },
+        op: {"patch": _call("Change licenses, PBX, services, time zone", "admin", [name],
+                            body=True)},
+        f"{op}/archive": {"post": _call("Archive the operation, revoking its tokens", "admin",
+                                        [name])},
+        f"{op}/portal-link": {"post": _call("A signed, expiring client-portal link", "admin",
+                                            [name])},
+        f"{op}/tokens": {
+            "get": _call("Tokens with today's use", "viewer", [name]),
+            "post": _call("Create a token (scope, description): secret shown once", "admin",
+                          [name], body=True),
+        },
+        f"{op}/tokens/{{token_id}}": {"delete": _call("Revoke a token", "admin", [name, token])},
+        f"{op}/events": {"get": _call("Search accepted events", "viewer", [
+            name, _query("meter", "billing meter"), _query("id", "event id"),
+            _query("since", "ISO 8601 with offset"), _query("until", "ISO 8601 with offset"),
+            limit])},
+        f"{op}/rejections": {"get": _call("Refused events and why", "viewer", [name, limit])},
+        f"{op}/corrections": {"post": _call("Void or amend events ({corrections: [...]})",
+                                            "admin", [name], body=True)},
+        f"{PREFIX}/usage": {"get": _call(
+            "Usage for a month: per operation, meter and day, or per event attribute"
+            " (group_by); never spends an operation's quota", "viewer", [
+                month, _query("operation", "operation names (default: all)", many=True),
+                _query("meter", "billing meters (default: all)", many=True),
+                _query("group_by", "an event attribute, e.g. campaign"),
+                _query("format", "json (default) or csv")], csv=True)},
+        f"{PREFIX}/audit": {"get": _call("The audit log, newest first", "viewer", [limit])},
+        "/": {"get": _page("Leads to the console")},
+        "/console": {"get": _page("Console: overview of every operation")},
+        "/console/login": {"get": _page("Console: log in")},
+        "/console/audit": {"get": _page("Console: audit log")},
+        "/console/operations/{name}": {"get": _page("Console: one operation", [name, month])},
+        "/console/operations/{name}/events": {"get": _page(
+            "Console: events, corrections, rejection debugger", [name])},
+        "/console/static/{file}": {"get": _page("Console assets", [_path("file")])},
+        "/console/static/vendor/{file}": {"get": _page(
+            "Vendored libraries and their licences", [_path("file")])},
+        "/portal/{token}": {"get": _page("Client portal: one operation's usage, read-only",
+                                         [_path("token"), month])},
+    }  # fmt: skip

@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages, a little JavaScript, Chart.js vendored (no CDN)."""
