@@ -89,6 +89,12 @@ class OperationStore(abc.ABC):
     @abc.abstractmethod
     async def get_operation(self, name: str) -> Operation | None: ...
 
+    async def _stored_operation(self, name: str) -> Operation:
+        """An operation just written, read back as every reader sees it."""
+        operation = await self.get_operation(name)
+        assert operation is not None
+        return operation
+
     @abc.abstractmethod
     async def list_operations(self) -> list[Operation]: ...
 
@@ -114,6 +120,12 @@ class TokenStore(abc.ABC):
 
     @abc.abstractmethod
     async def get_token(self, token_id: str) -> Token | None: ...
+
+    async def _stored_token(self, token_id: str) -> Token:
+        """A token just written, read back as every reader sees it."""
+        token = await self.get_token(token_id)
+        assert token is not None
+        return token
 
     @abc.abstractmethod
     async def revoke_token(self, token_id: str, now: datetime) -> bool:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from voxmeter.domain.ledger import DayFigures, last_gauge_values
 from voxmeter.domain.models import (
     Credential,
     LedgerEntry,
@@ -117,3 +118,16 @@ class Spelling:
             )
             for received, index, event_id, reason in rows
         ]
+
+
+def ledger_figures(
+    totals: Iterable[tuple[str, date, int]], gauge_rows: Iterable[tuple[str, date, int]]
+) -> dict[tuple[str, date], DayFigures]:
+    """Per (meter, day) as the raw ledger counts it, from the counter and minutes meters'
+    totals and the gauges' values (ordered by time within each day)."""
+    figures: dict[tuple[str, date], DayFigures] = {
+        (meter, day): (int(total), None) for meter, day, total in totals
+    }
+    for key, value in last_gauge_values(gauge_rows).items():
+        figures[key] = (0, value)
+    return figures

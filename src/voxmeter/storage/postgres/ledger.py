@@ -18,7 +18,6 @@ from voxmeter.domain.ledger import (
     EventState,
     classify,
     fold,
-    last_gauge_values,
     plan_corrections,
 )
 from voxmeter.domain.models import (
@@ -32,7 +31,7 @@ from voxmeter.domain.models import (
 )
 from voxmeter.storage.ports import LedgerStore
 from voxmeter.storage.postgres.connection import SPELLING, Connection, PostgresPart
-from voxmeter.storage.rows import LEDGER_ENTRY_COLUMNS, REJECTION_COLUMNS
+from voxmeter.storage.rows import LEDGER_ENTRY_COLUMNS, REJECTION_COLUMNS, ledger_figures
 
 _GAUGES = sorted(GAUGE_METERS)
 
@@ -262,25 +261,19 @@ class PostgresLedger(PostgresPart, LedgerStore):
         return SPELLING.rejections(rows)
 
     async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
-        figures: dict[tuple[str, date], DayFigures] = {}
-        for meter, day, total in await self._all(
+        totals = await self._all(
             "SELECT meter, day, sum(effective_quantity) FROM effective_events"
             " WHERE operation_id = %s AND effective_quantity IS NOT NULL"
             " AND NOT meter = ANY(%s::text[]) GROUP BY meter, day",
             (operation_id, _GAUGES),
-        ):
-            figures[(meter, day)] = (int(total), None)
-        gauges = last_gauge_values(
-            await self._all(
-                "SELECT meter, day, effective_quantity FROM effective_events"
-                " WHERE operation_id = %s AND effective_quantity IS NOT NULL"
-                " AND meter = ANY(%s::text[]) ORDER BY meter, day, occurred_at, seq",
-                (operation_id, _GAUGES),
-            )
         )
-        for key, value in gauges.items():
-            figures[key] = (0, value)
-        return figures
+        gauge_rows = await self._all(
+            "SELECT meter, day, effective_quantity FROM effective_events"
+            " WHERE operation_id = %s AND effective_quantity IS NOT NULL"
+            " AND meter = ANY(%s::text[]) ORDER BY meter, day, occurred_at, seq",
+            (operation_id, _GAUGES),
+        )
+        return ledger_figures(totals, gauge_rows)
 
 
 class _Raced(Exception):

@@ -54,11 +54,6 @@ class PostgresOperations(PostgresPart, OperationStore):
                 await self._set_services(conn, row[0], changes.services)
         return await self._stored_operation(name)
 
-    async def _stored_operation(self, name: str) -> Operation:
-        operation = await self.get_operation(name)
-        assert operation is not None
-        return operation
-
     async def get_operation(self, name: str) -> Operation | None:
         row = await self._one(f"{_SELECT} WHERE o.name = %s", (name,))
         return None if row is None else SPELLING.operation(row)

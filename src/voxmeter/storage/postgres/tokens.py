@@ -25,9 +25,7 @@ class PostgresTokens(PostgresPart, TokenStore):
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
             (token_id, operation_id, secret_hash, scope.value, description, now),
         )
-        token = await self.get_token(token_id)
-        assert token is not None
-        return token
+        return await self._stored_token(token_id)
 
     async def find_credential(self, token_id: str) -> Credential | None:
         row = await self._one(

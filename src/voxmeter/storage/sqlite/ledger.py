@@ -15,7 +15,6 @@ from voxmeter.domain.ledger import (
     EventState,
     classify,
     fold,
-    last_gauge_values,
     plan_corrections,
 )
 from voxmeter.domain.models import (
@@ -29,7 +28,7 @@ from voxmeter.domain.models import (
 )
 from voxmeter.storage.figures import FigureCache
 from voxmeter.storage.ports import LedgerStore
-from voxmeter.storage.rows import LEDGER_ENTRY_COLUMNS, REJECTION_COLUMNS
+from voxmeter.storage.rows import LEDGER_ENTRY_COLUMNS, REJECTION_COLUMNS, ledger_figures
 from voxmeter.storage.sqlite.connection import IN_CHUNK, SPELLING, SQLitePart
 
 
@@ -190,15 +189,16 @@ class SQLiteLedger(SQLitePart, LedgerStore):
         return SPELLING.rejections(rows)
 
     async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
-        figures: dict[tuple[str, date], DayFigures] = {}
-        for meter, day, total in self._db.execute(
-            "SELECT meter, day, sum(effective_quantity) FROM effective_events"
-            " WHERE operation_id = ? AND effective_quantity IS NOT NULL GROUP BY meter, day",
-            (operation_id,),
-        ):
-            if meter not in GAUGE_METERS:
-                figures[(meter, date.fromisoformat(day))] = (total, None)
-        gauges = last_gauge_values(
+        totals = [
+            (meter, date.fromisoformat(day), total)
+            for meter, day, total in self._db.execute(
+                "SELECT meter, day, sum(effective_quantity) FROM effective_events"
+                " WHERE operation_id = ? AND effective_quantity IS NOT NULL GROUP BY meter, day",
+                (operation_id,),
+            )
+            if meter not in GAUGE_METERS
+        ]
+        gauge_rows = [
             (meter, date.fromisoformat(day), value)
             for meter, day, value in self._db.execute(
                 "SELECT meter, day, effective_quantity FROM effective_events"
@@ -207,7 +207,5 @@ class SQLiteLedger(SQLitePart, LedgerStore):
                 " ORDER BY meter, day, occurred_at, seq",
                 (operation_id, *sorted(GAUGE_METERS)),
             )
-        )
-        for key, value in gauges.items():
-            figures[key] = (0, value)
-        return figures
+        ]
+        return ledger_figures(totals, gauge_rows)

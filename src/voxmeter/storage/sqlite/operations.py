@@ -50,11 +50,6 @@ class SQLiteOperations(SQLitePart, OperationStore):
                 self._set_services(operation_id, changes.services)
         return await self._stored_operation(name)
 
-    async def _stored_operation(self, name: str) -> Operation:
-        operation = await self.get_operation(name)
-        assert operation is not None
-        return operation
-
     async def get_operation(self, name: str) -> Operation | None:
         row = self._db.execute(f"{_SELECT} WHERE o.name = ?", (name,)).fetchone()
         return None if row is None else SPELLING.operation(row)

@@ -27,9 +27,7 @@ class SQLiteTokens(SQLitePart, TokenStore):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (token_id, operation_id, secret_hash, scope.value, description, utc_micros(now)),
             )
-        token = await self.get_token(token_id)
-        assert token is not None
-        return token
+        return await self._stored_token(token_id)
 
     async def find_credential(self, token_id: str) -> Credential | None:
         row = self._db.execute(
