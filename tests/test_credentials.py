@@ -140,7 +140,7 @@ async def test_calls_asking_together_are_admitted_exactly_up_to_each_limit(
     day = operation.local_date(clock())
     assert (await store.calls_today(first.token.id, operation.id, day)).operation_used == 6
     for principal, answer in zip(asks, answers, strict=True):
-        if answer.slot is not None and answer.lease is not None:
+        if answer.slot is not None:
             await store.release(principal.token.id, answer.slot, answer.lease)
     # All slots are free again; the quota is spent.
     assert (await admit(store, first, clock, concurrency=4)).verdict is Verdict.QUOTA_EXCEEDED

@@ -174,6 +174,44 @@ async def test_a_call_past_the_time_limit_is_cancelled_and_frees_its_slot(
     assert await calls_of(store, secret, clock) == (3, 3)
 
 
+async def test_a_store_that_arms_no_time_limit_answers_reports_without_waiting(
+    store: Store, clock: FakeClock
+):
+    """What holds instead of the time limit where none is armed (SQLite).
+
+    A time limit interrupts a call only where it waits. A store that says
+    its calls do not wait (``calls_wait`` false) reads a report's figures
+    without ever giving the event loop back, cached or not: nothing could
+    interrupt those reads, and the range limit bounds them.
+    """
+    operation = await add_operation(store, clock)
+    secret = await add_token(store, clock, operation)
+    await record(
+        store, operation, clock(), ("ivr_calls", 3, clock()), ("chat_licenses", 2, clock())
+    )
+    credential = await store.find_credential(tokens.token_id_of(secret) or "")
+    assert credential is not None
+    day = clock().date()
+    quota = Quota.for_call(operation, clock(), 1000)
+    # An admission first, so that the figures are kept and read from the cache the second time.
+    admission = await store.admit(
+        credential.principal, quota, 2, clock() + timedelta(seconds=65), clock()
+    )
+    cached = (
+        lambda: store.summed_total(operation.id, "ivr_calls", day.replace(day=1), day),
+        lambda: store.gauge_value(operation.id, "chat_licenses", day),
+    )
+    uncached = (lambda: store.daily_rollups(operation.id, "ivr_calls", day.replace(day=1), day),)
+    # First from the database, then (the figures) from the worker's cache.
+    for read, may_wait in [*((r, True) for r in cached + uncached), *((r, False) for r in cached)]:
+        loop_ran: list[bool] = []
+        asyncio.get_running_loop().call_soon(loop_ran.append, True)
+        await read()
+        assert bool(loop_ran) is (may_wait and store.calls_wait)
+    assert admission.slot is not None
+    await store.release(credential.principal.token.id, admission.slot, admission.lease)
+
+
 @pytest.mark.parametrize("settings_overrides", [LATENT])
 async def test_a_client_that_hangs_up_frees_its_slot(
     server: RunningServer, store: Store, clock: FakeClock

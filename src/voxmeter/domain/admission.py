@@ -9,6 +9,7 @@ turns refusals into the platform's 403 answers.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -80,9 +81,10 @@ class Usage:
 class Admission:
     """The store's answer to one call asking to run.
 
-    ``slot``/``lease`` identify the concurrency slot taken (when admitted and
-    concurrency is enforced); release passes them back so a late release can
-    never free a slot that has since expired and been taken by another call.
+    ``slot`` is the concurrency slot taken (when admitted). ``lease`` is
+    its lease where the store has leases (PostgreSQL; SQLite's slots are
+    kernel locks that need none): release passes it back so a late release
+    can never free a slot that has since expired and been taken by another call.
     """
 
     verdict: Verdict
@@ -98,3 +100,33 @@ class Admission:
                 quota.operation_limit - self.usage.operation_used,
             ),
         )
+
+
+REFUSED_STALE = Admission(Verdict.CREDENTIAL_CHANGED, Usage(0, 0))
+
+
+def decide(
+    current: bool, usage: Usage, quota: Quota, take_slot: Callable[[], int | None]
+) -> Admission:
+    """The admission rule for one call, given where its token stands.
+
+    ``current``: the token is active and its operation at the revision the
+    caller's principal was read at. ``usage``: the day's counters before
+    this call. ``take_slot``: takes the token's lowest free slot below its
+    concurrency and says which, or None when all are held; called only once
+    the call passes every other check, so a refusal takes nothing.
+
+    The counters after the call are the answer's ``usage`` when admitted,
+    else ``usage`` unchanged. PostgreSQL's ``voxmeter_admit_all`` applies the
+    same rule server-side; tests/test_admission_agreement.py holds them equal.
+    """
+    if not current:
+        return REFUSED_STALE
+    if usage.token_used >= quota.token_limit or usage.operation_used >= quota.operation_limit:
+        return Admission(Verdict.QUOTA_EXCEEDED, usage)
+    slot = take_slot()
+    if slot is None:
+        return Admission(Verdict.TOO_MANY_IN_FLIGHT, usage)
+    return Admission(
+        Verdict.ADMITTED, Usage(usage.token_used + 1, usage.operation_used + 1), slot=slot
+    )

@@ -99,7 +99,7 @@ class AccessService:
 
     async def release(self, token: Token, admission: Admission) -> None:
         """Free the slot an admitted call held."""
-        assert admission.slot is not None and admission.lease is not None
+        assert admission.slot is not None
         await self._store.release(token.id, admission.slot, admission.lease)
 
     async def usage_today(self, token: Token, quota: Quota) -> Usage:

@@ -1,10 +1,18 @@
-"""Storage backends behind one interface (:class:`~voxmeter.storage.base.Store`)."""
+"""Where voxmeter keeps its records: two backends behind one set of ports.
+
+:mod:`.ports` names what a store does, one port per concern, and
+:class:`~voxmeter.storage.ports.Store` their union; :mod:`.sqlite` and
+:mod:`.postgres` implement them, one module per port. Shared by both:
+column lists and row mapping (:mod:`.rows`), batched admission
+(:mod:`.admitting`, :mod:`.batching`), the figure cache (:mod:`.figures`)
+and the schema migrations (:mod:`.schema`, ``migrations/``).
+"""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from voxmeter.storage.base import Store
+from voxmeter.storage.ports import Store
 
 PGBOUNCER_FLAG = "pgbouncer"
 

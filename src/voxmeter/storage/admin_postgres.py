@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from voxmeter.domain.admins import AuditEntry, Identity, IdentityKind, Role
 from voxmeter.storage.admin import STATES, AdminStore, EventQuery, EventRow, IdentityExists
+from voxmeter.storage.postgres.connection import open_pool
 
 _IDENTITY = "i.id, i.name, i.role, i.kind, i.key_id, i.created_at"
 
@@ -27,15 +28,7 @@ class PostgresAdminStore(AdminStore):
     @classmethod
     async def connect(cls, url: str) -> PostgresAdminStore:
         # The console's traffic is a person's clicks: two connections suffice.
-        pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=2,
-            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
-            open=False,
-        )
-        await pool.open(wait=True)
-        return cls(pool)
+        return cls(await open_pool(url, 2))
 
     async def close(self) -> None:
         await self._pool.close()
