@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from psycopg import AsyncConnection, errors
-from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg import errors
 
 from voxmeter.domain.admins import AuditEntry, Identity, IdentityKind, Role
 from voxmeter.storage.admin import STATES, AdminStore, EventQuery, EventRow, IdentityExists
-from voxmeter.storage.postgres.connection import open_pool
+from voxmeter.storage.postgres.connection import Pool, PostgresPart, open_pool
 
 _IDENTITY = "i.id, i.name, i.role, i.kind, i.key_id, i.created_at"
 
@@ -21,8 +19,8 @@ def _identity(row: Sequence[Any]) -> Identity:
     return Identity(row[0], row[1], Role(row[2]), IdentityKind(row[3]), row[4], row[5])
 
 
-class PostgresAdminStore(AdminStore):
-    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> None:
+class PostgresAdminStore(PostgresPart, AdminStore):
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     @classmethod
@@ -32,16 +30,6 @@ class PostgresAdminStore(AdminStore):
 
     async def close(self) -> None:
         await self._pool.close()
-
-    async def _one(self, query: str, params: Sequence[Any] = ()) -> Any:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchone()
-
-    async def _all(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
 
     async def create_identity(
         self,
