@@ -103,6 +103,10 @@ class AdminStore(abc.ABC):
     @abc.abstractmethod
     async def end_session(self, session_hash: bytes) -> None: ...
 
+    @abc.abstractmethod
+    async def end_expired_sessions(self, now: datetime) -> int:
+        """Forget sessions expired by ``now``; how many there were."""
+
     # -- audit ----------------------------------------------------------------
 
     @abc.abstractmethod

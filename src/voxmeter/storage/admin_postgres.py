@@ -119,6 +119,11 @@ class PostgresAdminStore(AdminStore):
                 "DELETE FROM admin_sessions WHERE session_hash = %s", (session_hash,)
             )
 
+    async def end_expired_sessions(self, now: datetime) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("DELETE FROM admin_sessions WHERE expires_at <= %s", (now,))
+            return cursor.rowcount
+
     async def append_audit(
         self,
         at: datetime,

@@ -107,6 +107,12 @@ class SQLiteAdminStore(AdminStore):
     async def end_session(self, session_hash: bytes) -> None:
         self._db.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (session_hash,))
 
+    async def end_expired_sessions(self, now: datetime) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM admin_sessions WHERE expires_at <= ?", (utc_micros(now),)
+        )
+        return cursor.rowcount
+
     async def append_audit(
         self,
         at: datetime,
