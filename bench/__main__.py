@@ -27,6 +27,7 @@ import httpx
 import orjson
 import psycopg
 
+from bench import overview
 from bench.load import load, wrk_available
 from bench.report import markdown
 from voxmeter.domain import tokens
@@ -254,10 +255,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small volumes and short runs")
     parser.add_argument(
-        "--only", choices=["report", "volume", "ingest", "import", "postgres"], action="append"
+        "--only",
+        choices=["report", "volume", "ingest", "import", "postgres", "overview"],
+        action="append",
     )
     args = parser.parse_args()
-    parts = set(args.only or ["report", "volume", "ingest", "import", "postgres"])
+    parts = set(args.only or ["report", "volume", "ingest", "import", "postgres", "overview"])
     seconds = 2.0 if args.quick else 6.0
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -318,6 +321,13 @@ def main() -> None:
                 "fill_seconds": round(fill_seconds, 1),
                 "fill_events_per_second": round((large - 1000) / fill_seconds),
             }
+        if "overview" in parts:
+            operations, events = (100, 100_000) if args.quick else (1000, 10_000_000)
+            print(f"overview: {operations:,} operations over {events:,} events", file=sys.stderr)
+            results["overview"] = overview.run(
+                f"sqlite:///{workdir / 'overview.db'}", operations, events,
+                20 if args.quick else 100, serving, voxmeter_server,
+            )  # fmt: skip
     # Only a full run replaces the figures the README quotes.
     out = HERE if not (args.quick or args.only) else HERE / "out"
     out.mkdir(exist_ok=True)

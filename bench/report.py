@@ -65,6 +65,18 @@ def _figures_table(results: dict[str, Any]) -> list[str]:
             f" {v['small_p50_ms']:.3f} ms vs {v['large_p50_ms']:.3f} ms (× {v['ratio']});"
             f" bulk fill {v['fill_events_per_second']:,} events/s |"
         )
+    if "overview" in results:
+        o = results["overview"]
+        scale = f"{o['operations']:,} operations × {o['meters']} meters, {o['events']:,} events"
+        lines.append(
+            f"| console overview page, SQLite, {scale} | p50 {o['page']['p50_ms']} ms,"
+            f" p99 {o['page']['p99_ms']} ms; {o['page_html_kb']:,} KB of HTML,"
+            f" {o['page_transferred_kb']:,} KB transferred with its assets |"
+        )
+        lines.append(
+            f"| admin API overview, SQLite, same data | p50 {o['api']['p50_ms']} ms,"
+            f" p99 {o['api']['p99_ms']} ms, {o['api_kb']:,} KB |"
+        )
     return lines
 
 
@@ -107,6 +119,14 @@ def _goals_table(results: dict[str, Any]) -> list[str]:
             rate = results[key]["events_per_second"]
             verdict = _verdict(rate >= goal, f"{rate:,}/s")
             lines.append(f"| ingestion ≥ {goal:,} events/s on {label} | {verdict} |")
+    if "overview" in results:
+        o = results["overview"]
+        p99 = max(o["page"]["p99_ms"], o["api"]["p99_ms"])
+        lines.append(f"| overview p99 < 250 ms on SQLite | {_verdict(p99 < 250, f'{p99} ms')} |")
+        weight = o["page_transferred_kb"]
+        lines.append(
+            f"| overview page < 400 KB transferred | {_verdict(weight < 400, f'{weight:,} KB')} |"
+        )
     if len(results.get("import", [])) == 2:
         small, large = results["import"]
         flat = large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"]

@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 import click
 
+from voxmeter.client.admin import AdminClient, AdminUnreachable
 from voxmeter.config import Settings
 from voxmeter.contract.errors import ApiError
 from voxmeter.domain.clock import system_clock
 from voxmeter.services import Services
+from voxmeter.services.administration import Administration, LocalAdministration
 from voxmeter.storage import is_postgres, open_store, schema
 from voxmeter.storage.base import SchemaNotCurrent, StorageError
 
@@ -71,6 +73,57 @@ def with_services(action: Callable[[Services], Awaitable[T]]) -> T:
             raise click.ClickException(str(exc)) from None
         finally:
             await store.close()
+
+    return asyncio.run(run())
+
+
+_URL = "voxmeter.admin_url"
+_KEY = "voxmeter.admin_key"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_URL if param.name == "url" else _KEY] = value
+
+
+def remote_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--url`` and ``--admin-key``: administer a remote server through its admin API."""
+    command = click.option(
+        "--admin-key",
+        envvar="VOXMETER_ADMIN_KEY",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="The admin key (vxa_…) for --url; the variable keeps it out of shell history.",
+    )(command)
+    return click.option(
+        "--url",
+        envvar="VOXMETER_ADMIN_URL",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="A voxmeter server to administer through its admin API instead of the database.",
+    )(command)
+
+
+def administer(action: Callable[[Administration], Awaitable[T]]) -> T:
+    """Run ``action`` on the database, or on the server ``--url`` names; refusals shown alike."""
+    meta = click.get_current_context().meta
+    url, key = meta.get(_URL), meta.get(_KEY)
+    if not url:
+        return with_services(lambda services: action(LocalAdministration(services)))
+    if not key:
+        raise BadInput("--url needs an admin key: --admin-key or VOXMETER_ADMIN_KEY")
+
+    async def run() -> T:
+        client = AdminClient(url, key)
+        try:
+            return await action(client)
+        except ApiError as exc:
+            raise refused(exc) from None
+        except AdminUnreachable as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await client.close()
 
     return asyncio.run(run())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from voxmeter.cli._common import info, table, with_services
+from voxmeter.cli._common import administer, info, remote_options, table
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.domain.models import Operation
 
@@ -38,12 +38,13 @@ def operation() -> None:
 @click.option("--service", "services", type=_SERVICE, multiple=True, help="Enabled service.")
 @click.option("--timezone", default="America/Bogota", show_default=True, help="IANA zone.")
 @click.option("--server-id", default="0001", show_default=True, help="Four-digit server id.")
+@remote_options
 def operation_create(
     name: str, licenses: int, pbx: int, services: tuple[str, ...], timezone: str, server_id: str
 ) -> None:
     """Create operation NAME."""
-    created = with_services(
-        lambda s: s.operations.create(
+    created = administer(
+        lambda admin: admin.create_operation(
             name,
             licenses=licenses,
             pbx=pbx,
@@ -57,9 +58,10 @@ def operation_create(
 
 
 @operation.command("list")
+@remote_options
 def operation_list() -> None:
     """List every operation."""
-    found = with_services(lambda s: s.operations.list())
+    found = administer(lambda admin: admin.operations())
     table(
         ["name", "server_id", "timezone", "licenses", "pbx", "services"],
         [
@@ -71,9 +73,10 @@ def operation_list() -> None:
 
 @operation.command("show")
 @click.argument("name")
+@remote_options
 def operation_show(name: str) -> None:
     """Show operation NAME."""
-    show(with_services(lambda s: s.operations.get(name)))
+    show(administer(lambda admin: admin.operation(name)))
 
 
 @operation.command("update")
@@ -84,6 +87,7 @@ def operation_show(name: str) -> None:
 @click.option("--no-services", is_flag=True, help="Disable every service.")
 @click.option("--timezone")
 @click.option("--server-id")
+@remote_options
 def operation_update(
     name: str,
     licenses: int | None,
@@ -95,8 +99,8 @@ def operation_update(
 ) -> None:
     """Change fields of operation NAME; fields not given stay as they are."""
     chosen = frozenset() if no_services else (frozenset(services) if services else None)
-    updated = with_services(
-        lambda s: s.operations.update(
+    updated = administer(
+        lambda admin: admin.update_operation(
             name,
             licenses=licenses,
             pbx=pbx,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from voxmeter.cli._common import info, table, with_services
+from voxmeter.cli._common import administer, info, remote_options, table
 from voxmeter.domain.models import TokenScope
-from voxmeter.services import Services
-from voxmeter.services.admin import IssuedToken, TokenStanding
 from voxmeter.services.reports import token_info_rows
 
 
@@ -26,14 +24,12 @@ def token() -> None:
     show_default=True,
     help="report: read the billing/information APIs; ingest: push usage events.",
 )
+@remote_options
 def token_create(operation_name: str, description: str, scope: str) -> None:
     """Create a token for OPERATION and print its secret (shown only this once)."""
-
-    async def create(services: Services) -> IssuedToken:
-        found = await services.operations.get(operation_name)
-        return await services.tokens.create(found, TokenScope(scope), description)
-
-    issued = with_services(create)
+    issued = administer(
+        lambda admin: admin.create_token(operation_name, TokenScope(scope), description)
+    )
     info(
         f"created {scope} token {issued.token.id} for {operation_name!r}; the secret is shown once:"
     )
@@ -42,17 +38,14 @@ def token_create(operation_name: str, description: str, scope: str) -> None:
 
 @token.command("list")
 @click.argument("operation_name", metavar="OPERATION")
+@remote_options
 def token_list(operation_name: str) -> None:
     """List OPERATION's tokens with today's use (never their secrets).
 
     The figures are those of ``information.php?api=token_info``.
     """
-
-    async def listing(services: Services) -> list[TokenStanding]:
-        return await services.tokens.standings(await services.operations.get(operation_name))
-
     rows = []
-    for standing in with_services(listing):
+    for standing in administer(lambda admin: admin.token_standings(operation_name)):
         t = standing.token
         figures = token_info_rows(t, standing.limit, standing.usage)[0]
         rows.append(
@@ -84,7 +77,8 @@ def token_list(operation_name: str) -> None:
 
 @token.command("revoke")
 @click.argument("token_id")
+@remote_options
 def token_revoke(token_id: str) -> None:
     """Revoke TOKEN_ID at once; calls with its secret get 403 from then on."""
-    with_services(lambda s: s.tokens.revoke(token_id))
+    administer(lambda admin: admin.revoke_token(token_id))
     info(f"revoked {token_id}")

@@ -47,6 +47,7 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(f"{admin.PREFIX}/overview", "GET", admin.overview),
     Endpoint(f"{admin.PREFIX}/operations", "GET", admin.list_operations),
     Endpoint(f"{admin.PREFIX}/operations", "POST", admin.create_operation),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}", "GET", admin.show_operation),
     Endpoint(f"{admin.PREFIX}/operations/{{name}}", "PATCH", admin.change_operation),
     Endpoint(f"{admin.PREFIX}/operations/{{name}}/archive", "POST", admin.archive_operation),
     Endpoint(f"{admin.PREFIX}/operations/{{name}}/portal-link", "POST", admin.portal_link),
@@ -55,6 +56,7 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(
         f"{admin.PREFIX}/operations/{{name}}/tokens/{{token_id}}", "DELETE", admin.revoke_token
     ),
+    Endpoint(f"{admin.PREFIX}/tokens/{{token_id}}", "DELETE", admin.revoke_token_by_id),
     Endpoint(f"{admin.PREFIX}/operations/{{name}}/events", "GET", admin.search_events),
     Endpoint(f"{admin.PREFIX}/operations/{{name}}/rejections", "GET", admin.rejections),
     Endpoint(f"{admin.PREFIX}/operations/{{name}}/corrections", "POST", admin.corrections),

@@ -117,6 +117,8 @@ class AdminService:
         identity = found[0]
         cookie, hashed, csrf = admins.new_session()
         now = self._clock()
+        # Expired sessions open nothing, but would pile up: each login sweeps them away.
+        await self._store.end_expired_sessions(now)
         expires = now + self._session_lifetime
         await self._store.create_session(hashed, identity.id, csrf, now, expires)
         await self.record(identity.name, "session.login", identity.name, None, None)

@@ -27,7 +27,7 @@ from voxmeter.domain.models import Operation
 from voxmeter.domain.periods import Period
 from voxmeter.services import Services
 from voxmeter.services.admins import AdminService, Caller
-from voxmeter.storage.admin import AdminStore, EventQuery, EventRow
+from voxmeter.storage.admin import AdminStore, EventQuery, EventRow, PeriodFigures
 
 _ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -92,6 +92,13 @@ def _same_day_last_month(today: date) -> Period:
     return Period.month_to_date(date(last_month.year, last_month.month, day))
 
 
+def _items(figures: PeriodFigures, operation: Operation, meter: Meter) -> str:
+    """As :meth:`ReportService.figure` answers: the sum, or the gauge as of the last day."""
+    key = (operation.id, meter.api)
+    scaled = figures.sums.get(key, 0) if meter.kind.is_summed else figures.gauges.get(key, 0)
+    return format_items(scaled, meter.kind.scale)
+
+
 def _change(now: str, before: str) -> float | None:
     previous = Decimal(before)
     if previous == 0:
@@ -144,26 +151,52 @@ class InsightService:
 
     async def summary(self, operation: Operation, archived: bool = False) -> OperationSummary:
         """Month to date per meter against the same day last month, and today's calls."""
-        reports = self._services.reports
-        today = self.today(operation)
-        this_month, last_month = Period.month_to_date(today), _same_day_last_month(today)
-        figures = []
-        for meter in BILLING_METERS:
-            now = await reports.figure(operation, meter, this_month)
-            before = await reports.figure(operation, meter, last_month)
-            figures.append(MeterFigure(meter.api, now, before, _change(now, before)))
-        quota = Quota.for_call(operation, self._clock(), self._settings.calls_per_license)
-        return OperationSummary(
-            operation=operation,
-            archived=archived,
-            today=today,
-            calls_today=await self._store.calls_on(operation.id, quota.day),
-            call_limit=quota.operation_limit,
-            figures=figures,
-        )
+        return (await self._summaries([(operation, archived)]))[0]
 
     async def overview(self) -> list[OperationSummary]:
-        return [await self.summary(op, archived) for op, archived in await self.operations()]
+        return await self._summaries(await self.operations())
+
+    async def _summaries(self, listed: list[tuple[Operation, bool]]) -> list[OperationSummary]:
+        """Summaries read a few queries per local date, never per operation or meter.
+
+        Operations in other time zones may be on another day, so they are read
+        in groups sharing one "today"; the figures are the billing endpoint's.
+        """
+        moment = self._clock()
+        by_today: dict[date, list[tuple[Operation, bool]]] = {}
+        for operation, archived in listed:
+            by_today.setdefault(self.today(operation), []).append((operation, archived))
+        found: dict[int, OperationSummary] = {}
+        for today, group in by_today.items():
+            ids = [operation.id for operation, _ in group]
+            this_month, last_month = Period.month_to_date(today), _same_day_last_month(today)
+            now = await self._store.period_figures(ids, this_month.first, this_month.last)
+            before = await self._store.period_figures(ids, last_month.first, last_month.last)
+            quotas = {
+                operation.id: Quota.for_call(operation, moment, self._settings.calls_per_license)
+                for operation, _ in group
+            }
+            calls: dict[tuple[int, date], int] = {}
+            for day in {quota.day for quota in quotas.values()}:
+                for operation_id, used in (await self._store.calls_on_day(ids, day)).items():
+                    calls[operation_id, day] = used
+            for operation, archived in group:
+                figures = []
+                for meter in BILLING_METERS:
+                    items = _items(now, operation, meter)
+                    previous = _items(before, operation, meter)
+                    change = _change(items, previous)
+                    figures.append(MeterFigure(meter.api, items, previous, change))
+                quota = quotas[operation.id]
+                found[operation.id] = OperationSummary(
+                    operation=operation,
+                    archived=archived,
+                    today=today,
+                    calls_today=calls.get((operation.id, quota.day), 0),
+                    call_limit=quota.operation_limit,
+                    figures=figures,
+                )
+        return [found[operation.id] for operation, _ in listed]
 
     async def daily(
         self, operation: Operation, month: Month, meters: list[Meter] | None = None

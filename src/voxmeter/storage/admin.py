@@ -45,6 +45,18 @@ class EventQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodFigures:
+    """Several operations' rollups over one period, read at once, keyed by (operation, meter).
+
+    ``sums``: the scaled total over the period; ``gauges``: the latest gauge
+    value as of its last day. Pairs with nothing are absent.
+    """
+
+    sums: dict[tuple[int, str], int]
+    gauges: dict[tuple[int, str], int]
+
+
 STATES = {None: "counted", "amend": "amended", "void": "voided"}
 
 
@@ -91,6 +103,10 @@ class AdminStore(abc.ABC):
     @abc.abstractmethod
     async def end_session(self, session_hash: bytes) -> None: ...
 
+    @abc.abstractmethod
+    async def end_expired_sessions(self, now: datetime) -> int:
+        """Forget sessions expired by ``now``; how many there were."""
+
     # -- audit ----------------------------------------------------------------
 
     @abc.abstractmethod
@@ -121,7 +137,17 @@ class AdminStore(abc.ABC):
     async def calls_on(self, operation_id: int, day: date) -> int:
         """Calls counted against the operation's quota on its local ``day``."""
 
+    @abc.abstractmethod
+    async def calls_on_day(self, operation_ids: Sequence[int], day: date) -> dict[int, int]:
+        """Calls counted on ``day`` per operation (absent: none), in one query."""
+
     # -- usage ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def period_figures(
+        self, operation_ids: Sequence[int], first: date, last: date
+    ) -> PeriodFigures:
+        """Every meter's figures for these operations over ``first``..``last``, in two queries."""
 
     @abc.abstractmethod
     async def totals_by_attribute(

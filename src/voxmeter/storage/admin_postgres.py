@@ -9,7 +9,14 @@ from typing import Any
 from psycopg import errors
 
 from voxmeter.domain.admins import AuditEntry, Identity, IdentityKind, Role
-from voxmeter.storage.admin import STATES, AdminStore, EventQuery, EventRow, IdentityExists
+from voxmeter.storage.admin import (
+    STATES,
+    AdminStore,
+    EventQuery,
+    EventRow,
+    IdentityExists,
+    PeriodFigures,
+)
 from voxmeter.storage.postgres.connection import Pool, PostgresPart, open_pool
 
 _IDENTITY = "i.id, i.name, i.role, i.kind, i.key_id, i.created_at"
@@ -93,6 +100,11 @@ class PostgresAdminStore(PostgresPart, AdminStore):
                 "DELETE FROM admin_sessions WHERE session_hash = %s", (session_hash,)
             )
 
+    async def end_expired_sessions(self, now: datetime) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("DELETE FROM admin_sessions WHERE expires_at <= %s", (now,))
+            return cursor.rowcount
+
     async def append_audit(
         self,
         at: datetime,
@@ -133,6 +145,35 @@ class PostgresAdminStore(PostgresPart, AdminStore):
             (operation_id, day),
         )
         return 0 if row is None else int(row[0])
+
+    async def calls_on_day(self, operation_ids: Sequence[int], day: date) -> dict[int, int]:
+        rows = await self._all(
+            "SELECT operation_id, used FROM operation_calls"
+            " WHERE day = %s AND operation_id = ANY(%s)",
+            (day, list(operation_ids)),
+        )
+        return {operation_id: int(used) for operation_id, used in rows}
+
+    async def period_figures(
+        self, operation_ids: Sequence[int], first: date, last: date
+    ) -> PeriodFigures:
+        ids = list(operation_ids)
+        sums = await self._all(
+            "SELECT operation_id, meter, sum(total) FROM rollups"
+            " WHERE operation_id = ANY(%s) AND day BETWEEN %s AND %s"
+            " GROUP BY operation_id, meter",
+            (ids, first, last),
+        )
+        gauges = await self._all(
+            "SELECT DISTINCT ON (operation_id, meter) operation_id, meter, gauge_value"
+            " FROM rollups WHERE operation_id = ANY(%s) AND day <= %s AND gauge_at IS NOT NULL"
+            " ORDER BY operation_id, meter, day DESC",
+            (ids, last),
+        )
+        return PeriodFigures(
+            sums={(op, meter): int(total) for op, meter, total in sums},
+            gauges={(op, meter): int(value) for op, meter, value in gauges},
+        )
 
     async def totals_by_attribute(
         self, operation_ids: Sequence[int], meter: str, first: date, last: date, attribute: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -9,7 +10,14 @@ from typing import Any
 
 from voxmeter.domain.admins import AuditEntry, Identity, IdentityKind, Role
 from voxmeter.domain.clock import EPOCH, utc_micros
-from voxmeter.storage.admin import STATES, AdminStore, EventQuery, EventRow, IdentityExists
+from voxmeter.storage.admin import (
+    STATES,
+    AdminStore,
+    EventQuery,
+    EventRow,
+    IdentityExists,
+    PeriodFigures,
+)
 from voxmeter.storage.sqlite import sqlite_path
 
 _IDENTITY = "i.id, i.name, i.role, i.kind, i.key_id, i.created_at"
@@ -99,6 +107,12 @@ class SQLiteAdminStore(AdminStore):
     async def end_session(self, session_hash: bytes) -> None:
         self._db.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (session_hash,))
 
+    async def end_expired_sessions(self, now: datetime) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM admin_sessions WHERE expires_at <= ?", (utc_micros(now),)
+        )
+        return cursor.rowcount
+
     async def append_audit(
         self,
         at: datetime,
@@ -139,6 +153,36 @@ class SQLiteAdminStore(AdminStore):
             (operation_id, day.isoformat()),
         ).fetchone()
         return 0 if row is None else int(row[0])
+
+    async def calls_on_day(self, operation_ids: Sequence[int], day: date) -> dict[int, int]:
+        rows = self._db.execute(
+            "SELECT operation_id, used FROM operation_calls"
+            " WHERE day = ? AND operation_id IN (SELECT value FROM json_each(?))",
+            (day.isoformat(), json.dumps(list(operation_ids))),
+        )
+        return {operation_id: int(used) for operation_id, used in rows}
+
+    async def period_figures(
+        self, operation_ids: Sequence[int], first: date, last: date
+    ) -> PeriodFigures:
+        ids = json.dumps(list(operation_ids))
+        sums = self._db.execute(
+            "SELECT operation_id, meter, sum(total) FROM rollups"
+            " WHERE operation_id IN (SELECT value FROM json_each(?)) AND day BETWEEN ? AND ?"
+            " GROUP BY operation_id, meter",
+            (ids, first.isoformat(), last.isoformat()),
+        )
+        # With max(), SQLite takes the bare column from the row holding the maximum.
+        gauges = self._db.execute(
+            "SELECT operation_id, meter, gauge_value, max(day) FROM rollups"
+            " WHERE operation_id IN (SELECT value FROM json_each(?)) AND day <= ?"
+            " AND gauge_at IS NOT NULL GROUP BY operation_id, meter",
+            (ids, last.isoformat()),
+        )
+        return PeriodFigures(
+            sums={(op, meter): int(total) for op, meter, total in sums},
+            gauges={(op, meter): int(value) for op, meter, value, _ in gauges},
+        )
 
     async def totals_by_attribute(
         self, operation_ids: Sequence[int], meter: str, first: date, last: date, attribute: str

@@ -103,6 +103,7 @@ def _moment(request: Request, name: str) -> datetime | None:
 
 def operation_view(operation: Operation, archived: bool) -> dict[str, Any]:
     return {
+        "id": operation.id,
         "name": operation.name,
         "licenses": operation.licenses,
         "pbx": operation.pbx,
@@ -125,6 +126,7 @@ def token_view(standing: TokenStanding) -> dict[str, Any]:
         "revoked_at": None if token.revoked_at is None else token.revoked_at.isoformat(),
         "limit": standing.limit,
         "used_today": standing.usage.token_used,
+        "operation_used_today": standing.usage.operation_used,
     }
 
 
@@ -254,6 +256,12 @@ async def create_operation(request: Request) -> Response:
     return _done("OPERATION CREATED", [operation_view(operation, False)])
 
 
+async def show_operation(request: Request) -> Response:
+    console, _ = await admin_caller(request, Role.VIEWER)
+    operation = await _operation(console, request)
+    return _found([operation_view(operation, await _archived(console, operation))])
+
+
 async def change_operation(request: Request) -> Response:
     console, caller = await admin_caller(request, Role.ADMIN)
     before = await _operation(console, request)
@@ -320,7 +328,7 @@ async def create_token(request: Request) -> Response:
     return _done(
         "TOKEN CREATED",
         [{"id": issued.token.id, "scope": scope.value, "description": description,
-          "secret": issued.secret}],
+          "created_at": issued.token.created_at.isoformat(), "secret": issued.secret}],
     )  # fmt: skip
 
 
@@ -334,6 +342,18 @@ async def revoke_token(request: Request) -> Response:
         raise errors.ApiError(404, errors.TOKEN_UNKNOWN.format(token_id=token_id))
     await console.admins.audited(
         caller, "token.revoke", f"{operation.name}/{token_id}", token_view(standing),
+        lambda: console.services.tokens.revoke(token_id),
+        lambda _: {"id": token_id, "revoked": True},
+    )  # fmt: skip
+    return _done("TOKEN REVOKED", [{"id": token_id}])
+
+
+async def revoke_token_by_id(request: Request) -> Response:
+    """Revoke a token known only by its id (as ``voxmeter token revoke`` does)."""
+    console, caller = await admin_caller(request, Role.ADMIN)
+    token_id = request.path_params["token_id"]
+    await console.admins.audited(
+        caller, "token.revoke", token_id, None,
         lambda: console.services.tokens.revoke(token_id),
         lambda _: {"id": token_id, "revoked": True},
     )  # fmt: skip

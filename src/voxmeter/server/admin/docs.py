@@ -111,7 +111,8 @@ def paths() -> dict[str, Any]:
             "get": _call("Every operation", "viewer"),
             "post": _call("Create an operation", "admin", body=True),
         },
-        op: {"patch": _call("Change licenses, PBX, services, time zone", "admin", [name],
+        op: {"get": _call("One operation", "viewer", [name]),
+             "patch": _call("Change licenses, PBX, services, time zone", "admin", [name],
                             body=True)},
         f"{op}/archive": {"post": _call("Archive the operation, revoking its tokens", "admin",
                                         [name])},
@@ -123,6 +124,8 @@ def paths() -> dict[str, Any]:
                           [name], body=True),
         },
         f"{op}/tokens/{{token_id}}": {"delete": _call("Revoke a token", "admin", [name, token])},
+        f"{PREFIX}/tokens/{{token_id}}": {"delete": _call(
+            "Revoke a token by its id alone", "admin", [token])},
         f"{op}/events": {"get": _call("Search accepted events", "viewer", [
             name, _query("meter", "billing meter"), _query("id", "event id"),
             _query("since", "ISO 8601 with offset"), _query("until", "ISO 8601 with offset"),
