@@ -63,9 +63,11 @@ async def test_import_streams_batches_and_is_safe_to_rerun(
     args = ("usage", "import", str(data), "--base-url", server.base_url, "--token", secret)
     first = cli(*args, "--batch-size", "1000")
     assert first.exit_code == 0, first.output
-    assert first.stdout.strip() == "2500\t0"
-    again = cli(*args)
-    assert again.stdout.strip() == "0\t2500"
+    summary = orjson.loads(first.stdout)
+    assert (summary["accepted"], summary["duplicates"], summary["batches"]) == (2500, 0, 3)
+    assert summary["complete"] is True
+    again = orjson.loads(cli(*args).stdout)
+    assert (again["events"], again["accepted"], again["duplicates"]) == (2500, 0, 2500)
     assert await ivr_total(store, operation) == expected_total(2500)
 
 
@@ -182,7 +184,8 @@ def test_an_import_interrupted_by_a_server_crash_finishes_exactly_when_rerun(
         env=os.environ,
     )
     assert rerun.returncode == 0, rerun.stderr
-    accepted, duplicates = map(int, rerun.stdout.split())
+    summary = orjson.loads(rerun.stdout)
+    accepted, duplicates = summary["accepted"], summary["duplicates"]
     assert duplicates > 0
     assert accepted + duplicates == 40_000
     assert asyncio.run(stored()) == expected_total(40_000)

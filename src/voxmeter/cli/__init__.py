@@ -7,9 +7,10 @@ import os
 import click
 
 from voxmeter.cli import client_cmds, db, ledger, operations, serve, tokens, usage
+from voxmeter.cli._common import VoxmeterGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=VoxmeterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     envvar="VOXMETER_DATABASE_URL",

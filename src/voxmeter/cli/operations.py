@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from voxmeter.cli._common import info, table, with_services
+from voxmeter.cli._common import format_option, info, output, table, with_services
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.domain.models import Operation
 
@@ -57,10 +57,12 @@ def operation_create(
 
 
 @operation.command("list")
-def operation_list() -> None:
+@format_option()
+def operation_list(fmt: str) -> None:
     """List every operation."""
     found = with_services(lambda s: s.operations.list())
-    table(
+    output(
+        fmt,
         ["name", "server_id", "timezone", "licenses", "pbx", "services"],
         [
             (o.name, o.server_id, o.timezone, o.licenses, o.pbx, ",".join(sorted(o.services)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from voxmeter.cli._common import info, table, with_services
+from voxmeter.cli._common import format_option, info, output, with_services
 from voxmeter.domain.models import TokenScope
 from voxmeter.services import Services
 from voxmeter.services.admin import IssuedToken, TokenStanding
@@ -42,7 +42,8 @@ def token_create(operation_name: str, description: str, scope: str) -> None:
 
 @token.command("list")
 @click.argument("operation_name", metavar="OPERATION")
-def token_list(operation_name: str) -> None:
+@format_option()
+def token_list(operation_name: str, fmt: str) -> None:
     """List OPERATION's tokens with today's use (never their secrets).
 
     The figures are those of ``information.php?api=token_info``.
@@ -79,7 +80,7 @@ def token_list(operation_name: str) -> None:
         "last_used_at",
         "description",
     ]
-    table(headers, rows)
+    output(fmt, headers, rows)
 
 
 @token.command("revoke")

@@ -528,11 +528,30 @@ class SQLiteStore(Store):
                 [(operation_id, to_micros(now), r.index, r.event_id, r.reason) for r in rejections],
             )
 
-    async def recent_events(self, operation_id: int, limit: int) -> list[LedgerEntry]:
+    async def recent_events(
+        self,
+        operation_id: int,
+        limit: int,
+        *,
+        meter: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_id: str | None = None,
+    ) -> list[LedgerEntry]:
         rows = self._db.execute(
             "SELECT event_id, meter, quantity, effective_quantity, last_action, occurred_at,"
-            " received_at FROM effective_events WHERE operation_id = ? ORDER BY seq DESC LIMIT ?",
-            (operation_id, limit),
+            " received_at FROM effective_events WHERE operation_id = ?"
+            " AND (? IS NULL OR meter = ?) AND (? IS NULL OR occurred_at >= ?)"
+            " AND (? IS NULL OR occurred_at < ?) AND (? IS NULL OR event_id = ?)"
+            " ORDER BY seq DESC LIMIT ?",
+            (
+                operation_id,
+                *(meter, meter),
+                *((None, None) if since is None else (to_micros(since),) * 2),
+                *((None, None) if until is None else (to_micros(until),) * 2),
+                *(event_id, event_id),
+                limit,
+            ),
         ).fetchall()
         return [
             LedgerEntry(
