@@ -105,7 +105,8 @@ def test_usage_record_is_idempotent_by_id(run):
 def test_demo_builds_a_database_and_prints_a_working_token(run, tmp_path: Path):
     result = run("demo", "--database", str(tmp_path / "demo.db"), "--no-serve")
     assert result.exit_code == 0
-    secret = result.stdout.strip()
-    assert secret.startswith("vxm_")
-    assert f"curl -s -H 'wolkvox-token: {secret}'" in result.stderr
+    report, ingest = result.stdout.split()
+    assert report.startswith("vxm_") and ingest.startswith("vxm_")
+    assert f"curl -s -H 'wolkvox-token: {report}'" in result.stderr
+    assert f"curl -s -H 'wolkvox-token: {ingest}'" in result.stderr
     assert (tmp_path / "demo.db").exists()

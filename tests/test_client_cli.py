@@ -91,7 +91,8 @@ def test_watch_and_export_from_the_cli(server: RunningServer, secret: str, tmp_p
     watched = run("watch", "ivr_calls", "interactions", "--history", str(path), "--count", "1",
                   "--base-url", server.base_url, "--token", secret)  # fmt: skip
     assert watched.exit_code == 0, watched.output
-    assert watched.stdout.strip() == "2"
+    figures = [line.split()[1:] for line in watched.stdout.splitlines()]
+    assert figures == [["ivr_calls", "12", "2026-11-24"], ["interactions", "0", "2026-11-24"]]
     exported = run("history", "export", "--history", str(path))
     assert exported.stdout.splitlines()[0] == "taken_at,source,api,operation,description,items,date"
     assert len(exported.stdout.splitlines()) == 3

@@ -8,9 +8,10 @@ import click
 
 from voxmeter import __version__
 from voxmeter.cli import admins, client_cmds, db, ledger, operations, serve, tokens, usage
+from voxmeter.cli._common import VoxmeterGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=VoxmeterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     envvar="VOXMETER_DATABASE_URL",

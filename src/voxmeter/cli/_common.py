@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import difflib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
+import orjson
+import psycopg
+import sqlalchemy.exc
 
 from voxmeter.client.admin import AdminClient, AdminUnreachable
 from voxmeter.config import Settings
@@ -19,13 +25,50 @@ from voxmeter.storage import is_postgres, open_store, schema
 from voxmeter.storage.base import SchemaNotCurrent, StorageError
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = ("table", "json", "csv")
+
+
+class BadInput(click.ClickException):
+    """Refused for what was given, as click refuses a bad option."""
+
+    exit_code = 2
 
 
 def settings() -> Settings:
     try:
-        return Settings.from_env()
+        config = Settings.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    url = config.database_url
+    if not (is_postgres(url) or url.startswith("sqlite:///")):
+        raise BadInput(
+            f"unsupported database URL {shown_url(url)!r}: use sqlite:///FILE or postgresql://…"
+        )
+    return config
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class VoxmeterGroup(click.Group):
+    """The top command: a database that cannot be reached is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+            cause = exc.orig if isinstance(exc, sqlalchemy.exc.OperationalError) else exc
+            first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else "failed"
+            raise BadInput(
+                f"cannot reach the database {shown_url(settings().database_url)}: {first_line}"
+            ) from None
 
 
 def prepare_schema(url: str) -> None:
@@ -37,12 +80,6 @@ def prepare_schema(url: str) -> None:
             raise click.ClickException(str(exc)) from None
     else:
         schema.upgrade(url)
-
-
-class BadInput(click.ClickException):
-    """Refused for what was given, as click refuses a bad option."""
-
-    exit_code = 2
 
 
 def refused(error: ApiError) -> click.ClickException:
@@ -140,3 +177,47 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     for row in cells:
         line = "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True))
         sys.stdout.write(line.rstrip() + "\n")
+
+
+def format_option(default: str = "table") -> Callable[[F], F]:
+    """The one ``--format`` of every listing command."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=default,
+        show_default=True,
+        help="table for people; json or csv for programs.",
+    )
+
+
+def output(fmt: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Rows in the chosen format: a table, a JSON array of objects, or CSV with a header."""
+    if fmt == "table":
+        table(headers, rows)
+    else:
+        output_records(fmt, [dict(zip(headers, row, strict=True)) for row in rows], headers)
+
+
+def output_records(
+    fmt: str, records: Sequence[dict[str, Any]], headers: Sequence[str] | None = None
+) -> None:
+    """Records as given: JSON keeps each value's type, CSV and the table show its text."""
+    if headers is None:
+        headers = list(dict.fromkeys(key for record in records for key in record))
+    if fmt == "json":
+        text = orjson.dumps(list(records), option=orjson.OPT_INDENT_2, default=str).decode()
+        click.echo(text)
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(headers), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    else:
+        table(headers, [[record.get(key, "") for key in headers] for record in records])
+
+
+def unknown_meter(name: str, known: Sequence[str]) -> click.UsageError:
+    """A misspelt meter, with the nearest name of the catalogue when one is close."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return click.UsageError(f"unknown meter {name!r}{hint}")

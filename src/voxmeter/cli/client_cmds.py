@@ -6,21 +6,30 @@ server (``--base-url``), under the client's token discipline.
 
 from __future__ import annotations
 
-import csv
+import math
 import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import orjson
 from tqdm import tqdm
 
-from voxmeter.cli._common import info, table
+from voxmeter.cli._common import (
+    BadInput,
+    format_option,
+    info,
+    output,
+    output_records,
+    unknown_meter,
+)
 from voxmeter.client import Client, VoxmeterError
-from voxmeter.client.history import History, watch
+from voxmeter.client._base import POLLING_INTERVAL, TOKEN_ENV, rows_of
+from voxmeter.client.history import COLUMNS, History, watch
 from voxmeter.client.models import Services, TokenInfo, Usage
 from voxmeter.contract.meters import BILLING_METERS, Family, lookup
 
@@ -41,49 +50,43 @@ def _connection(command: F) -> F:
 
 
 def _client(server: str | None, base_url: str | None, token: str | None) -> Client:
+    if (server is None) == (base_url is None):
+        raise click.UsageError("give exactly one of --server and --base-url")
+    if token is None:
+        raise click.UsageError(f"give --token or set ${TOKEN_ENV}")
     try:
-        return Client(token, server=server, base_url=base_url)
-    except (ValueError, VoxmeterError) as exc:
+        return Client(token, server=server, base_url=base_url, on_retry=_retrying)
+    except VoxmeterError as exc:
         raise click.UsageError(str(exc)) from None
 
 
-def _record(row: Usage | Services | TokenInfo) -> dict[str, Any]:
-    if isinstance(row, Usage):
-        return {
-            "api": row.api,
-            "operation": row.operation,
-            "description": row.description,
-            "items": str(row.items),
-            "date": row.date.isoformat(),
-        }
-    if isinstance(row, Services):
-        return {"licenses": row.licenses, "pbx": row.pbx, **row.flags}
-    return {
-        "description": row.description,
-        "token_limit": row.token_limit,
-        "token_use_today": row.token_use_today,
-        "all_token_today": row.all_token_today,
-        "available": row.available,
-    }
+def _retrying(error: VoxmeterError, retry: int, pause: float) -> None:
+    info(f"{error}; retry {retry} in {pause:.1f} s")
 
 
-def _print(records: list[dict[str, Any]], fmt: str) -> None:
-    if not records:
-        return
-    if fmt == "json":
-        click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
-    elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
-    else:
-        table(list(records[0]), [list(r.values()) for r in records])
+INFORMATION = ("services", "token_info")
+METER_NAMES = [m.api for m in BILLING_METERS] + list(INFORMATION)
+
+
+def _fetch(client: Client, api: str, typed: bool) -> list[dict[str, Any]]:
+    """The rows of ``api``: as the server sent them, or typed (for the table)."""
+    meter = lookup(Family.BILLING, api)
+    family = Family.BILLING if meter else Family.INFORMATION
+    rows = rows_of(client.get_raw(api, family), api)
+    if not typed:
+        return [{"api": api, **row} if meter else row for row in rows]
+    if meter:
+        return [asdict(Usage.parse(meter, row)) for row in rows]
+    if api == "services":
+        services = Services.parse(rows[0])
+        return [{"licenses": services.licenses, "pbx": services.pbx, **services.flags}]
+    return [asdict(TokenInfo.parse(rows[0]))]
 
 
 @click.command()
 @click.argument("meter", required=False)
 @click.option("--all", "every_meter", is_flag=True, help="Every billing meter, one at a time.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option()
 @_connection
 def get(
     meter: str | None,
@@ -93,26 +96,35 @@ def get(
     base_url: str | None,
     token: str | None,
 ) -> None:
-    """Print METER's figure (a billing api, or services / token_info)."""
+    """Print METER's figure (a billing api, or services / token_info).
+
+    json and csv show the values exactly as the server sent them; the
+    table shows them typed (numbers, dates, yes/no as booleans).
+    """
     if every_meter == (meter is not None):
         raise click.UsageError("give a METER or --all")
+    apis = [m.api for m in BILLING_METERS] if every_meter else [str(meter)]
+    if apis[0] not in METER_NAMES:
+        raise unknown_meter(apis[0], METER_NAMES)
+    records: list[dict[str, Any]] = []
+    failure: VoxmeterError | None = None
     with _client(server, base_url, token) as client:
+        progress = tqdm(
+            apis, unit=" meters", file=sys.stderr, disable=None if every_meter else True
+        )
         try:
-            if every_meter:
-                records = []
-                for billing in tqdm(BILLING_METERS, unit=" meters", file=sys.stderr, disable=None):
-                    records.append(_record(client.usage(billing.api)))
-            elif lookup(Family.BILLING, str(meter)):
-                records = [_record(client.usage(str(meter)))]
-            elif meter == "services":
-                records = [_record(client.services())]
-            elif meter == "token_info":
-                records = [_record(client.token_info())]
-            else:
-                raise click.UsageError(f"unknown meter {meter!r}")
+            for api in progress:
+                records += _fetch(client, api, typed=fmt == "table")
         except VoxmeterError as exc:
-            raise click.ClickException(str(exc)) from None
-    _print(records, fmt)
+            failure = exc
+        finally:
+            progress.close()
+    # What was fetched before a refusal cost calls of the day's quota: show it.
+    if records:
+        output_records(fmt, records)
+    if failure is not None:
+        done = f" (after {len(records)} of {len(apis)} meters)" if every_meter else ""
+        raise click.ClickException(f"{failure}{done}")
 
 
 def _duration(text: str) -> float:
@@ -122,41 +134,87 @@ def _duration(text: str) -> float:
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
+def _plan(client: Client, apis: list[str], interval: float, max_share: int) -> str:
+    """The day's calls of polling ``apis`` every ``interval``, checked against the token's limit."""
+    standing = client.token_info()
+    calls = math.ceil(86_400 / interval) * len(apis)
+    budget = standing.token_limit * max_share // 100
+    plan = (
+        f"{len(apis)} meters every {_shown(interval)}: {calls} calls a day;"
+        f" this token may make {standing.token_limit} ({max_share} %: {budget})"
+    )
+    if calls > budget:
+        slowest = max(math.ceil(86_400 * len(apis) / max(budget, 1)), POLLING_INTERVAL)
+        raise BadInput(
+            f"{plan}. Poll fewer meters, at least every {_shown(slowest)} for these,"
+            " or allow more with --max-share"
+        )
+    return plan
+
+
+def _shown(seconds: float) -> str:
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m" if not rest else f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def _print_snapshot(taken_at: datetime, rows: list[Usage]) -> None:
+    moment = taken_at.isoformat(timespec="seconds")
+    for row in rows:
+        click.echo(f"{moment}  {row.api}  {row.items}  {row.date.isoformat()}")
+
+
 @click.command("watch")
 @click.argument("meters", nargs=-1)
-@click.option("--every", default="5m", show_default=True, help="Polling interval (30s, 5m, 1h).")
+@click.option(
+    "--every", default="5m", show_default=True,
+    help="Polling interval (5m, 1h); not under 5m, the API's polling interval.",
+)  # fmt: skip
 @click.option("--history", "path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many polls.")
+@click.option(
+    "--max-share", type=click.IntRange(1, 100), default=50, show_default=True,
+    help="Percent of the token's daily calls the polling may use.",
+)  # fmt: skip
 @_connection
 def watch_command(
     meters: tuple[str, ...],
     every: str,
     path: Path,
     count: int | None,
+    max_share: int,
     server: str | None,
     base_url: str | None,
     token: str | None,
 ) -> None:
-    """Poll METERS (default: every billing meter) and append each snapshot to a history."""
+    """Poll METERS (default: every billing meter), print and keep each snapshot in a history.
+
+    Before polling, token_info tells the token's daily limit (one call); a
+    plan that would use more than --max-share of it is refused. Ctrl-C stops.
+    """
     apis = list(meters) or [m.api for m in BILLING_METERS]
-    unknown = [api for api in apis if lookup(Family.BILLING, api) is None]
-    if unknown:
-        raise click.UsageError(f"unknown meter(s): {', '.join(unknown)}")
+    billing = [m.api for m in BILLING_METERS]
+    for api in apis:
+        if api not in billing:
+            raise unknown_meter(api, billing)
     interval = _duration(every)
-    history = History(path)
-    with _client(server, base_url, token) as client:
-        try:
-            stored = watch(
-                client, history, apis, interval, count, time.sleep,
-                on_snapshot=lambda n: info(f"snapshot of {n} meters stored in {path}"),
-            )  # fmt: skip
-        except VoxmeterError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            stored = 0
-        finally:
-            history.close()
-    click.echo(stored)
+    if interval < POLLING_INTERVAL:
+        raise click.BadParameter(
+            f"{every!r} is under {_shown(POLLING_INTERVAL)}, the API's polling interval",
+            param_hint="--every",
+        )
+    try:
+        with _client(server, base_url, token) as client:
+            try:
+                info(_plan(client, apis, interval, max_share))
+                history = History(path)
+                try:
+                    watch(client, history, apis, interval, count, time.sleep, _print_snapshot)
+                finally:
+                    history.close()
+            except VoxmeterError as exc:
+                raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a watch ends: every snapshot taken is already stored
 
 
 @click.group("history")
@@ -166,13 +224,14 @@ def history_group() -> None:
 
 @history_group.command("export")
 @click.option("--history", "path", required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
+@format_option(default="csv")
 @click.option("--month", help="Only figures of this month (YYYY-MM).")
 def history_export(path: Path, fmt: str, month: str | None) -> None:
-    """Print every snapshot as CSV."""
+    """Print every snapshot."""
     history = History(path)
     try:
-        count = history.export_csv(sys.stdout, month)
+        rows = history.rows(month)
     finally:
         history.close()
-    info(f"{count} rows")
+    output(fmt, COLUMNS, rows)
+    info(f"{len(rows)} rows")

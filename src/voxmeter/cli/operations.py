@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from voxmeter.cli._common import administer, info, remote_options, table
+from voxmeter.cli._common import administer, format_option, info, output, remote_options, table
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.domain.models import Operation
 
@@ -59,10 +59,12 @@ def operation_create(
 
 @operation.command("list")
 @remote_options
-def operation_list() -> None:
+@format_option()
+def operation_list(fmt: str) -> None:
     """List every operation."""
     found = administer(lambda admin: admin.operations())
-    table(
+    output(
+        fmt,
         ["name", "server_id", "timezone", "licenses", "pbx", "services"],
         [
             (o.name, o.server_id, o.timezone, o.licenses, o.pbx, ",".join(sorted(o.services)))

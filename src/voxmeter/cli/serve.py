@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 import uvicorn
 
 from voxmeter.cli._common import info, prepare_schema, settings, with_services
@@ -89,7 +91,7 @@ def demo(database: Path, host: str, port: int, no_serve: bool) -> None:
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     os.environ["VOXMETER_DATABASE_URL"] = f"sqlite:///{database}"
 
-    async def build(services: Services) -> tuple[int, IssuedToken]:
+    async def build(services: Services) -> tuple[int, IssuedToken, IssuedToken]:
         demo = DEMO_OPERATION
         operation = await services.operations.create(
             demo.name,
@@ -99,21 +101,31 @@ def demo(database: Path, host: str, port: int, no_serve: bool) -> None:
             timezone=demo.timezone,
             server_id=demo.server_id,
         )
-        issued = await services.tokens.create(operation, TokenScope.REPORT, "demo")
-        outcome = await services.usage.record(
-            operation, list(month_of_usage(operation.timezone, system_clock()))
-        )
-        return len(outcome.accepted), issued
+        report = await services.tokens.create(operation, TokenScope.REPORT, "demo reports")
+        ingest = await services.tokens.create(operation, TokenScope.INGEST, "demo ingestion")
+        usage = month_of_usage(operation.timezone, system_clock(), operation.services)
+        outcome = await services.usage.record(operation, list(usage))
+        return len(outcome.accepted), report, ingest
 
-    count, issued = with_services(build)
-    secret = issued.secret
+    count, report, ingest = with_services(build)
+    base = f"http://{host}:{port}"
+    event = orjson.dumps(
+        {
+            "id": f"try-{uuid.uuid4()}",
+            "meter": "ivr_calls",
+            "quantity": 1,
+            "time": system_clock().isoformat(timespec="seconds"),
+        }
+    ).decode()
     info(f"demo operation {DEMO_OPERATION.name!r} with {count} usage events in {database}")
-    info(f"report token ({issued.token.id}):")
-    click.echo(secret)
+    info(f"report token ({report.token.id}), then ingest token ({ingest.token.id}):")
+    click.echo(report.secret)
+    click.echo(ingest.secret)
     info("try:")
+    info(f"  curl -s -H 'wolkvox-token: {report.secret}' '{base}/api/v2/billing.php?api=ivr_calls'")
     info(
-        f"  curl -s -H 'wolkvox-token: {secret}' "
-        f"'http://{host}:{port}/api/v2/billing.php?api=ivr_calls'"
+        f"  curl -s -H 'wolkvox-token: {ingest.secret}' -H 'content-type: application/x-ndjson'"
+        f" '{base}/api/v2/events' -d '{event}'"
     )
     if not no_serve:
         _serve(host, port, 1)

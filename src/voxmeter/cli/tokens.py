@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from voxmeter.cli._common import administer, info, remote_options, table
+from voxmeter.cli._common import administer, format_option, info, output, remote_options
 from voxmeter.domain.models import TokenScope
 from voxmeter.services.reports import token_info_rows
 
@@ -39,7 +39,8 @@ def token_create(operation_name: str, description: str, scope: str) -> None:
 @token.command("list")
 @click.argument("operation_name", metavar="OPERATION")
 @remote_options
-def token_list(operation_name: str) -> None:
+@format_option()
+def token_list(operation_name: str, fmt: str) -> None:
     """List OPERATION's tokens with today's use (never their secrets).
 
     The figures are those of ``information.php?api=token_info``.
@@ -72,7 +73,7 @@ def token_list(operation_name: str) -> None:
         "last_used_at",
         "description",
     ]
-    table(headers, rows)
+    output(fmt, headers, rows)
 
 
 @token.command("revoke")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,12 +12,13 @@ import httpx
 
 from voxmeter.client.errors import (
     APIConnectionError,
-    APIError,
     APITimeoutError,
-    VoxmeterError,
+    ConfigurationError,
+    UnexpectedAnswerError,
     error_for,
 )
 from voxmeter.client.models import Envelope
+from voxmeter.client.retry import RetryPolicy
 from voxmeter.contract import wire
 from voxmeter.contract.meters import Family, Meter, lookup
 
@@ -32,7 +32,7 @@ def base_url_for(server: str | int) -> str:
     """``https://wv9901.wolkvox.com`` for server ``9901`` (``24`` becomes ``0024``)."""
     digits = str(server).strip()
     if not digits.isdigit() or len(digits) > 4:
-        raise ValueError(f"a server id is up to four digits, not {server!r}")
+        raise ConfigurationError(f"a server id is up to four digits, not {server!r}")
     return f"https://wv{digits.zfill(4)}.wolkvox.com"
 
 
@@ -43,9 +43,7 @@ class Settings:
     base_url: str
     token: str
     timeout: float = 70.0  # past the server's own 60 s limit, so its answer arrives
-    max_retries: int = 3
-    backoff: float = 0.5
-    max_backoff: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_in_flight: int = 1
     cache_ttl: float | None = None
     clock: Callable[[], float] = time.monotonic
@@ -60,18 +58,31 @@ class Settings:
         token: str | None,
         cache: bool | float,
         max_in_flight: int,
+        max_retries: int,
         **options: Any,
     ) -> Settings:
         if (server is None) == (base_url is None):
-            raise ValueError("give exactly one of server= and base_url=")
-        token = token or os.environ.get(TOKEN_ENV)
-        if not token:
-            raise VoxmeterError(f"no token: pass token= or set {TOKEN_ENV}")
+            raise ConfigurationError("give exactly one of server= and base_url=")
+        if token is None:
+            token = os.environ.get(TOKEN_ENV)
+            if not token:
+                raise ConfigurationError(f"no token: pass token= or set {TOKEN_ENV}")
+        elif not token.strip():
+            # An explicit empty token is a mistake (an unset variable in a
+            # script, say); quietly using another token instead would hide it.
+            raise ConfigurationError("the token given is empty")
         if not 1 <= max_in_flight <= MAX_IN_FLIGHT:
-            raise ValueError(f"max_in_flight must be 1 to {MAX_IN_FLIGHT}")
+            raise ConfigurationError(f"max_in_flight must be 1 to {MAX_IN_FLIGHT}")
         ttl = POLLING_INTERVAL if cache is True else (float(cache) if cache else None)
         url = base_url_for(server) if server is not None else str(base_url).rstrip("/")
-        return cls(base_url=url, token=token, cache_ttl=ttl, max_in_flight=max_in_flight, **options)
+        return cls(
+            base_url=url,
+            token=token,
+            cache_ttl=ttl,
+            max_in_flight=max_in_flight,
+            retry=RetryPolicy(max_retries=max_retries),
+            **options,
+        )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -90,18 +101,11 @@ class Settings:
         if self.cache_ttl is not None:
             self.cache[key] = (self.clock(), envelope)
 
-    def delay(self, attempt: int, error: VoxmeterError) -> float:
-        """Seconds before retry ``attempt`` (0-based): Retry-After, else backoff with jitter."""
-        if isinstance(error, APIError) and error.retry_after is not None:
-            return min(error.retry_after, self.max_backoff)
-        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
-
 
 def resolve(family: Family, api: str) -> Meter:
     meter = lookup(family, api)
     if meter is None:
-        raise ValueError(f"{api!r} is not a {family.value} api of the catalogue")
+        raise ConfigurationError(f"{api!r} is not a {family.value} api of the catalogue")
     return meter
 
 
@@ -125,14 +129,17 @@ def envelope_of(response: httpx.Response) -> Envelope:
     return envelope
 
 
-def is_retryable(error: VoxmeterError) -> bool:
-    """Refusals that may pass later, timeouts and broken connections; never a bad token."""
-    if isinstance(error, APIError):
-        return error.retryable
-    return isinstance(error, APIConnectionError)
+def rows_of(envelope: Envelope, api: str) -> list[dict[str, Any]]:
+    """The rows of a successful answer: at least one, each an object."""
+    rows = envelope.data
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        raise UnexpectedAnswerError(f"{api}: the answer has no rows of fields: {rows!r:.200}")
+    return rows
 
 
-def transport_error(exc: httpx.TransportError) -> APIConnectionError:
+def transport_error(exc: httpx.TransportError, url: str) -> APIConnectionError:
+    """A network failure, naming where the client tried to go and why it failed."""
+    cause = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(str(exc) or "timed out")
-    return APIConnectionError(str(exc) or type(exc).__name__)
+        return APITimeoutError(f"no answer from {url} in time ({cause})")
+    return APIConnectionError(f"cannot reach {url}: {cause}")

@@ -14,14 +14,14 @@ from voxmeter.client._base import (
     PATHS,
     Settings,
     envelope_of,
-    is_retryable,
     request_key,
     resolve,
+    rows_of,
     transport_error,
 )
-from voxmeter.client.errors import VoxmeterError
 from voxmeter.client.meters import with_meter_methods
 from voxmeter.client.models import Envelope, Services, TokenInfo, Usage
+from voxmeter.client.retry import OnRetry, quiet
 from voxmeter.contract.meters import Family
 
 _SLOTS: weakref.WeakKeyDictionary[
@@ -52,6 +52,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_retry: OnRetry = quiet,
     ) -> None:
         self._settings = Settings.build(
             server=server,
@@ -70,6 +71,7 @@ class AsyncClient:
             transport=transport,
         )
         self._sleep = sleep
+        self._on_retry = on_retry
 
     @property
     def base_url(self) -> str:
@@ -86,38 +88,34 @@ class AsyncClient:
         if cached is not None:
             return cached
         slots = _slots(settings.token, settings.max_in_flight)
-        attempt = 0
-        while True:
+
+        async def call() -> Envelope:
             try:
                 async with slots:
                     response = await self._http.get(PATHS[family], params={"api": api, **params})
-                envelope = envelope_of(response)
             except httpx.TransportError as exc:
-                error: VoxmeterError = transport_error(exc)
-            except VoxmeterError as exc:
-                error = exc
-            else:
-                settings.remember(key, envelope)
-                return envelope
-            if not is_retryable(error) or attempt >= settings.max_retries:
-                raise error
-            await self._sleep(settings.delay(attempt, error))
-            attempt += 1
+                raise transport_error(exc, settings.base_url) from None
+            return envelope_of(response)
+
+        envelope: Envelope = await settings.retry.async_retrying(self._sleep, self._on_retry)(call)
+        settings.remember(key, envelope)
+        return envelope
 
     async def get(self, api: str, **params: str) -> list[Usage]:
         meter = resolve(Family.BILLING, api)
-        return [Usage.parse(meter, row) for row in (await self.get_raw(api, params=params)).data]
+        rows = rows_of(await self.get_raw(api, params=params), api)
+        return [Usage.parse(meter, row) for row in rows]
 
     async def usage(self, api: str, **params: str) -> Usage:
         return (await self.get(api, **params))[0]
 
     async def services(self) -> Services:
         envelope = await self.get_raw("services", Family.INFORMATION)
-        return Services.parse(envelope.data[0])
+        return Services.parse(rows_of(envelope, "services")[0])
 
     async def token_info(self) -> TokenInfo:
         envelope = await self.get_raw("token_info", Family.INFORMATION)
-        return TokenInfo.parse(envelope.data[0])
+        return TokenInfo.parse(rows_of(envelope, "token_info")[0])
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -17,6 +17,14 @@ class VoxmeterError(Exception):
     """Base class of every error this client raises."""
 
 
+class ConfigurationError(VoxmeterError, ValueError):
+    """The client was set up wrongly (no server, an empty token, a bad server id)."""
+
+
+class UnexpectedAnswerError(VoxmeterError):
+    """The server answered 200 with a body that does not have the documented shape."""
+
+
 class APIConnectionError(VoxmeterError):
     """The server could not be reached, or the connection broke."""
 

@@ -45,14 +45,18 @@ class History:
             )
             return cursor.rowcount
 
-    def export_csv(self, out: IO[str], month: str | None = None) -> int:
-        """Every snapshot (of one ``YYYY-MM`` month of figures, if given) as CSV."""
+    def rows(self, month: str | None = None) -> list[tuple[str, ...]]:
+        """Every snapshot (of one ``YYYY-MM`` month of figures, if given), in COLUMNS."""
         query = f"SELECT {', '.join(COLUMNS)} FROM snapshots"
         params: tuple[str, ...] = ()
         if month:
             query += " WHERE substr(date, 1, 7) = ?"
             params = (month,)
-        rows = self._db.execute(query + " ORDER BY taken_at, api", params).fetchall()
+        return self._db.execute(query + " ORDER BY taken_at, api", params).fetchall()
+
+    def export_csv(self, out: IO[str], month: str | None = None) -> int:
+        """Every snapshot (of one ``YYYY-MM`` month of figures, if given) as CSV."""
+        rows = self.rows(month)
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         writer.writerows(rows)
@@ -69,7 +73,7 @@ def watch(
     every: float,
     count: int | None,
     sleep: Callable[[float], None],
-    on_snapshot: Callable[[int], None] = lambda _: None,
+    on_snapshot: Callable[[datetime, list[Usage]], None] = lambda _, __: None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Poll ``apis`` every ``every`` seconds (``count`` times, or forever); rows stored."""
@@ -81,5 +85,5 @@ def watch(
         rows = [client.usage(api) for api in apis]
         stored += history.append(taken_at, client.base_url, rows)
         polls += 1
-        on_snapshot(len(rows))
+        on_snapshot(taken_at, rows)
     return stored

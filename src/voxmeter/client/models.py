@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
+from voxmeter.client.errors import UnexpectedAnswerError
 from voxmeter.contract.meters import DateFormat, Meter
 from voxmeter.contract.services import SERVICE_FLAGS
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +49,31 @@ class Usage:
 
     @classmethod
     def parse(cls, meter: Meter, row: dict[str, Any]) -> Usage:
-        raw_items = str(row.get("items", "")).strip() or "0"
-        items: int | Decimal = (
-            Decimal(raw_items) if meter.kind.scale or "." in raw_items else int(raw_items)
-        )
+        """The typed row, or :class:`UnexpectedAnswerError` naming the field at fault."""
+        raw_items = str(row.get("items", "")).strip()
+        try:
+            items: int | Decimal = (
+                Decimal(raw_items) if meter.kind.scale or "." in raw_items else int(raw_items)
+            )
+        except (ValueError, InvalidOperation):
+            raise UnexpectedAnswerError(
+                f"{meter.api}: items {row.get('items')!r} is not a number"
+            ) from None
         raw_date = str(row.get("date", "")).strip()
         if meter.date_format is DateFormat.MONTH and len(raw_date) == 7:
             raw_date += "-01"  # the month of the report: its first day
+        try:
+            day = date.fromisoformat(raw_date[:10])
+        except ValueError:
+            raise UnexpectedAnswerError(
+                f"{meter.api}: date {row.get('date')!r} is not a date"
+            ) from None
         return cls(
             api=meter.api,
             operation=str(row.get("operation", "")),
             description=str(row.get("description", "")),
             items=items,
-            date=date.fromisoformat(raw_date[:10]),
+            date=day,
         )
 
 
@@ -75,6 +91,10 @@ class Services:
 
     @classmethod
     def parse(cls, row: dict[str, Any]) -> Services:
+        return _typed(cls._parse, row, "services")
+
+    @classmethod
+    def _parse(cls, row: dict[str, Any]) -> Services:
         flags = {
             key: str(value).strip().lower() == "yes"
             for key, value in row.items()
@@ -97,6 +117,10 @@ class TokenInfo:
 
     @classmethod
     def parse(cls, row: dict[str, Any]) -> TokenInfo:
+        return _typed(cls._parse, row, "token_info")
+
+    @classmethod
+    def _parse(cls, row: dict[str, Any]) -> TokenInfo:
         return cls(
             description=str(row.get("description", "")),
             token_limit=int(row.get("token_limit") or 0),
@@ -104,3 +128,10 @@ class TokenInfo:
             all_token_today=int(row.get("all_token_today") or 0),
             available=int(row.get("available_consumption_options") or 0),
         )
+
+
+def _typed(parse: Callable[[dict[str, Any]], T], row: dict[str, Any], api: str) -> T:
+    try:
+        return parse(row)
+    except ValueError as exc:
+        raise UnexpectedAnswerError(f"{api}: {exc}") from None

@@ -13,14 +13,14 @@ from voxmeter.client._base import (
     PATHS,
     Settings,
     envelope_of,
-    is_retryable,
     request_key,
     resolve,
+    rows_of,
     transport_error,
 )
-from voxmeter.client.errors import VoxmeterError
 from voxmeter.client.meters import with_meter_methods
 from voxmeter.client.models import Envelope, Services, TokenInfo, Usage
+from voxmeter.client.retry import OnRetry, quiet
 from voxmeter.contract.meters import Family
 
 _SLOTS: dict[tuple[str, int], threading.BoundedSemaphore] = {}
@@ -58,6 +58,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_retry: OnRetry = quiet,
     ) -> None:
         self._settings = Settings.build(
             server=server,
@@ -76,6 +77,7 @@ class Client:
             transport=transport,
         )
         self._sleep = sleep
+        self._on_retry = on_retry
         self._slots = _slots(self._settings.token, max_in_flight)
 
     @property
@@ -93,39 +95,36 @@ class Client:
         cached = settings.cached(key)
         if cached is not None:
             return cached
-        attempt = 0
-        while True:
+
+        def call() -> Envelope:
             try:
                 with self._slots:
                     response = self._http.get(PATHS[family], params={"api": api, **params})
-                envelope = envelope_of(response)
             except httpx.TransportError as exc:
-                error: VoxmeterError = transport_error(exc)
-            except VoxmeterError as exc:
-                error = exc
-            else:
-                settings.remember(key, envelope)
-                return envelope
-            if not is_retryable(error) or attempt >= settings.max_retries:
-                raise error
-            self._sleep(settings.delay(attempt, error))
-            attempt += 1
+                raise transport_error(exc, settings.base_url) from None
+            return envelope_of(response)
+
+        envelope = settings.retry.retrying(self._sleep, self._on_retry)(call)
+        settings.remember(key, envelope)
+        return envelope
 
     def get(self, api: str, **params: str) -> list[Usage]:
         """Every row of a billing meter (one, or one per day with ``detail="daily"``)."""
         meter = resolve(Family.BILLING, api)
-        return [Usage.parse(meter, row) for row in self.get_raw(api, params=params).data]
+        rows = rows_of(self.get_raw(api, params=params), api)
+        return [Usage.parse(meter, row) for row in rows]
 
     def usage(self, api: str, **params: str) -> Usage:
         """The month-to-date figure of a billing meter."""
         return self.get(api, **params)[0]
 
     def services(self) -> Services:
-        return Services.parse(self.get_raw("services", Family.INFORMATION).data[0])
+        return Services.parse(rows_of(self.get_raw("services", Family.INFORMATION), "services")[0])
 
     def token_info(self) -> TokenInfo:
         """Where the token stands today (this call counts as one use)."""
-        return TokenInfo.parse(self.get_raw("token_info", Family.INFORMATION).data[0])
+        envelope = self.get_raw("token_info", Family.INFORMATION)
+        return TokenInfo.parse(rows_of(envelope, "token_info")[0])
 
     def close(self) -> None:
         self._http.close()

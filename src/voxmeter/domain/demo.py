@@ -20,6 +20,20 @@ DEMO_OPERATION = NewOperation(
     services=frozenset({"screen_recording", "stereo_recording", "speech_analytics", "rsync"}),
 )
 
+# Meters that measure an optional service: the demo has usage of them only
+# when its services record says the service is enabled ("yes").
+METER_SERVICE = {
+    "rec_screen": "screen_recording",
+    "rec_screen_on_demand": "screen_recording",
+    "video_call": "video_call",
+    "stereo_rec": "stereo_recording",
+    "gamification": "gamification",
+    "sentiment_analysis": "text_analytics",
+    "speech_analytics": "speech_analytics",
+    "rsync": "rsync",
+    "rsync_s3_mp3": "rsync",
+}
+
 # Typical daily volume per counter meter for a 50-seat operation.
 _DAILY_VOLUME = {
     "interactions": 900,
@@ -56,11 +70,14 @@ _GAUGE_START = {
 }
 
 
-def month_of_usage(zone_name: str, now: datetime, seed: int = 7) -> Iterator[dict[str, Any]]:
+def month_of_usage(
+    zone_name: str, now: datetime, services: frozenset[str], seed: int = 7
+) -> Iterator[dict[str, Any]]:
     """Events from the 1st of ``now``'s local month up to ``now``, one per meter and day.
 
     Gauges are set on the 1st, and chat licenses grow mid-month so the demo
-    shows a gauge that changed during the month.
+    shows a gauge that changed during the month. Meters of services not in
+    ``services`` get no usage.
     """
     from zoneinfo import ZoneInfo
 
@@ -72,6 +89,9 @@ def month_of_usage(zone_name: str, now: datetime, seed: int = 7) -> Iterator[dic
         noon = datetime.combine(day, time(12), zone)
         moment = min(noon, local_now - timedelta(seconds=1))
         for meter in BILLING_METERS:
+            needed = METER_SERVICE.get(meter.api)
+            if needed is not None and needed not in services:
+                continue
             quantity = _quantity(meter.api, meter.kind, day.day, rng)
             if quantity is None:
                 continue

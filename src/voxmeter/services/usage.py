@@ -145,9 +145,20 @@ class UsageService:
 
     # -- reading ---------------------------------------------------------------
 
-    async def events(self, operation: Operation, limit: int) -> list[LedgerEntry]:
-        """The latest accepted events, newest first, as they count now."""
-        return await self._store.recent_events(operation.id, limit)
+    async def events(
+        self,
+        operation: Operation,
+        limit: int,
+        *,
+        meter: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_id: str | None = None,
+    ) -> list[LedgerEntry]:
+        """The latest accepted events, newest first, as they count now (filtered when asked)."""
+        return await self._store.recent_events(
+            operation.id, limit, meter=meter, since=since, until=until, event_id=event_id
+        )
 
     async def rejections(self, operation: Operation, limit: int) -> list[RejectionRecord]:
         """The latest refused events, newest first, with why."""

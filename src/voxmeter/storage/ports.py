@@ -209,8 +209,21 @@ class LedgerStore(abc.ABC):
         """Keep why the events of a refused batch did not count."""
 
     @abc.abstractmethod
-    async def recent_events(self, operation_id: int, limit: int) -> list[LedgerEntry]:
-        """The latest accepted events, newest first, as they count now."""
+    async def recent_events(
+        self,
+        operation_id: int,
+        limit: int,
+        *,
+        meter: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_id: str | None = None,
+    ) -> list[LedgerEntry]:
+        """The latest accepted events, newest first, as they count now.
+
+        Only those of ``meter``, occurring at or after ``since`` and before
+        ``until``, or with id ``event_id``, when given.
+        """
 
     @abc.abstractmethod
     async def recent_rejections(self, operation_id: int, limit: int) -> list[RejectionRecord]:

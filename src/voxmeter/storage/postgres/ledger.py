@@ -244,11 +244,24 @@ class PostgresLedger(PostgresPart, LedgerStore):
             ),
         )
 
-    async def recent_events(self, operation_id: int, limit: int) -> list[LedgerEntry]:
+    async def recent_events(
+        self,
+        operation_id: int,
+        limit: int,
+        *,
+        meter: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_id: str | None = None,
+    ) -> list[LedgerEntry]:
         rows = await self._all(
-            f"SELECT {LEDGER_ENTRY_COLUMNS} FROM effective_events"
-            " WHERE operation_id = %s ORDER BY seq DESC LIMIT %s",
-            (operation_id, limit),
+            f"SELECT {LEDGER_ENTRY_COLUMNS} FROM effective_events WHERE operation_id = %s"
+            " AND (%s::text IS NULL OR meter = %s)"
+            " AND (%s::timestamptz IS NULL OR occurred_at >= %s)"
+            " AND (%s::timestamptz IS NULL OR occurred_at < %s)"
+            " AND (%s::text IS NULL OR event_id = %s)"
+            " ORDER BY seq DESC LIMIT %s",
+            (operation_id, *(meter,) * 2, *(since,) * 2, *(until,) * 2, *(event_id,) * 2, limit),
         )
         return SPELLING.ledger_entries(rows)
 

@@ -172,11 +172,29 @@ class SQLiteLedger(SQLitePart, LedgerStore):
                 [(operation_id, received, r.index, r.event_id, r.reason) for r in rejections],
             )
 
-    async def recent_events(self, operation_id: int, limit: int) -> list[LedgerEntry]:
+    async def recent_events(
+        self,
+        operation_id: int,
+        limit: int,
+        *,
+        meter: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_id: str | None = None,
+    ) -> list[LedgerEntry]:
         rows = self._db.execute(
-            f"SELECT {LEDGER_ENTRY_COLUMNS} FROM effective_events"
-            " WHERE operation_id = ? ORDER BY seq DESC LIMIT ?",
-            (operation_id, limit),
+            f"SELECT {LEDGER_ENTRY_COLUMNS} FROM effective_events WHERE operation_id = ?"
+            " AND (? IS NULL OR meter = ?) AND (? IS NULL OR occurred_at >= ?)"
+            " AND (? IS NULL OR occurred_at < ?) AND (? IS NULL OR event_id = ?)"
+            " ORDER BY seq DESC LIMIT ?",
+            (
+                operation_id,
+                *(meter, meter),
+                *((None, None) if since is None else (utc_micros(since),) * 2),
+                *((None, None) if until is None else (utc_micros(until),) * 2),
+                *(event_id, event_id),
+                limit,
+            ),
         )
         return SPELLING.ledger_entries(rows)
 
