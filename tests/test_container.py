@@ -1,9 +1,6 @@
 """The container image: the project's Dockerfile, unchanged, built and run with podman.
 
-No image registry is reachable where CI runs, so the base image the
-Dockerfile names is made here: Debian bookworm by debootstrap (cached in
-/var/cache/voxmeter-ci, or $VOXMETER_CI_CACHE, between runs), imported into
-podman, with python3 and its venv module added, then tagged with that name.
+The base image it names comes from tests/container_base.py (debootstrap, no registry).
 """
 
 from __future__ import annotations
@@ -12,158 +9,35 @@ import hashlib
 import json
 import os
 import re
-import resource
-import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-import system_tools
 import voxmeter
 from conftest import free_port
+from container_base import ROOT, Engine, build_options, must, prepare, run
 
 pytestmark = pytest.mark.container
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("VOXMETER_CI_CACHE", "/var/cache/voxmeter-ci"))
-SUITE = "bookworm"
-DEBIAN = f"localhost/voxmeter-ci/debian:{SUITE}-minbase"
 # One image per checkout: concurrent runs from other worktrees keep their own.
 IMAGE = f"localhost/voxmeter-test:{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
-# The stand-in for the Dockerfile's base. The sandbox CI runs in intercepts
-# TLS with its own CA, so the host's extra CAs go in and pip is told to use
-# the system bundle; elsewhere the directory is empty and that changes nothing.
-STAND_IN = f"""\
-FROM {DEBIAN}
-COPY ca/ /usr/local/share/ca-certificates/
-RUN apt-get update -q \\
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
-        python3 python3-venv ca-certificates \\
-    && rm -rf /var/lib/apt/lists/*
-ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
-"""
-HOST_CAS = Path("/usr/local/share/ca-certificates")
-
-
-def base_image() -> str:
-    """The Dockerfile's default base image."""
-    match = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
-    assert match, "the Dockerfile names its base in ARG BASE_IMAGE=…"
-    return match.group(1)
-
-
-def debian_mirror() -> str:
-    """The Debian mirror this machine's apt uses for the suite."""
-    sources = Path("/etc/apt/sources.list.d")
-    for path in sorted(sources.glob("*.sources")):
-        for stanza in path.read_text().split("\n\n"):
-            fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.M))
-            if (
-                "deb" in fields.get("Types", "").split()
-                and SUITE in fields.get("Suites", "").split()
-            ):
-                return fields["URIs"].split()[0]
-    for path in [Path("/etc/apt/sources.list"), *sorted(sources.glob("*.list"))]:
-        if path.exists():
-            found = re.search(rf"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+{SUITE}\s", path.read_text(), re.M)
-            if found:
-                return found.group(1)
-    return "http://deb.debian.org/debian"
-
-
-def run(*command: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def must(*command: str, timeout: float = 900) -> str:
-    result = run(*command, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-3000:]}{result.stderr}"
-    return result.stdout
-
-
-def debian_base(podman: str) -> None:
-    """Debian minbase as a local image; debootstrap runs only when the cache is empty."""
-    if run(podman, "image", "exists", DEBIAN).returncode == 0:
-        return
-    tarball = CACHE / f"debian-{SUITE}-minbase.tar"
-    if not tarball.exists():
-        debootstrap = system_tools.ensure("debootstrap", "debootstrap")
-        CACHE.mkdir(parents=True, exist_ok=True)
-        rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE))
-        try:
-            must(debootstrap, "--variant=minbase", SUITE, str(rootfs), debian_mirror())
-            # What a slim image leaves out: downloaded packages and package lists.
-            for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
-                for path in (rootfs / leftover).glob("*"):
-                    if path.is_file():
-                        path.unlink()
-            partial = tarball.with_suffix(f".tar.{os.getpid()}")
-            must("tar", "-C", str(rootfs), "-cf", str(partial), ".")
-            partial.replace(tarball)  # whole or not at all, for the next run
-        finally:
-            shutil.rmtree(rootfs)
-    must(podman, "import", str(tarball), DEBIAN)
-
-
-@dataclass
-class Engine:
-    podman: str
-    options: list[str]  # for podman run and podman build
-    why_not: str  # why no container can start here; empty when one can
-
-
-def _engine_options(limits: list[str]) -> Iterator[list[str]]:
-    yield []
-    yield limits
-    yield ["--runtime", system_tools.ensure("runc", "runc"), *limits]  # installed only if needed
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    """podman, and the options under which it starts a trivial container, if any do."""
-    podman = system_tools.ensure("podman", "podman")
-    debian_base(podman)
-    # Sandboxes may refuse to raise rlimits past the current hard limits, which
-    # podman's defaults (nofile 1048576, nproc 4194304) do; and crun refuses a
-    # cgroup v1 + v2 hybrid, which runc accepts.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    limits = ["--ulimit", f"nofile={soft}:{hard}", "--ulimit", "nproc=4096:4096"]
-    failures = []
-    for options in _engine_options(limits):
-        result = run(podman, "run", "--rm", *options, DEBIAN, "true", timeout=120)
-        if result.returncode == 0:
-            return Engine(podman, options, "")
-        failures.append(f"[podman run {' '.join(options)} … true] {result.stderr.strip()}")
-    return Engine(podman, [], " / ".join(failures))
+    return prepare()
 
 
 @pytest.fixture(scope="module")
 def image(engine: Engine) -> str:
     """The project's image, built from its Dockerfile on the stand-in base."""
-    # Without a runtime, RUN steps still work in a chroot: the filesystem is built.
-    options = engine.options if not engine.why_not else ["--isolation=chroot"]
-    stand_in = f"localhost/voxmeter-ci/python:{hashlib.sha256(STAND_IN.encode()).hexdigest()[:12]}"
-    if run(engine.podman, "image", "exists", stand_in).returncode != 0:
-        with tempfile.TemporaryDirectory() as context:
-            cas = Path(context) / "ca"
-            if HOST_CAS.is_dir():
-                shutil.copytree(HOST_CAS, cas)
-            else:
-                cas.mkdir()
-            (Path(context) / "Containerfile").write_text(STAND_IN)
-            must(engine.podman, "build", *options, "--pull=never", "-t", stand_in, context)
-    must(engine.podman, "tag", stand_in, base_image())
     started = time.monotonic()
     # Docker format: the OCI format has no HEALTHCHECK.
-    must(engine.podman, "build", *options, "--pull=never", "--format", "docker", "-t", IMAGE,
-         str(ROOT))  # fmt: skip
+    must(engine.podman, "build", *build_options(engine), "--pull=never", "--format", "docker",
+         "-t", IMAGE, str(ROOT))  # fmt: skip
     print(f"podman build: {time.monotonic() - started:.0f} s")
     return IMAGE
 
