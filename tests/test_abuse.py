@@ -370,3 +370,108 @@ async def test_an_unexpected_error_keeps_the_connection_alive(
         assert (
             http.get("/healthz").extensions["network_stream"] is answer.extensions["network_stream"]
         )
+
+
+# -- memory ---------------------------------------------------------------------
+
+MAXIMAL = 31 * 1024 * 1024
+PARALLEL_BODIES = 20
+RSS_BOUND_MB = 400
+
+
+def tiny_values(element: bytes, size: int) -> Iterator[bytes]:
+    """A JSON body of ``size`` bytes: ``{"events": [`` then ``element,`` repeated, streamed."""
+    yield b'{"events": ['
+    chunk = (element + b",") * (65536 // (len(element) + 1))
+    for _ in range(size // len(chunk)):
+        yield chunk
+    yield element + b"]}"
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_parallel_bodies_of_tiny_values_are_refused_unread(
+    store: Store, clock: FakeClock, serve_process: Any
+) -> None:
+    operation = await add_operation(store, clock)
+    # Two uploads per token at most: ten tokens send the twenty bodies.
+    ingest = [await add_token(store, clock, operation, TokenScope.INGEST) for _ in range(10)]
+    served = serve_process(workers=1)
+    statuses: list[int] = []
+
+    def upload(index: int) -> None:
+        element = b"{}" if index % 2 else b"[]"
+        headers = {"wolkvox-token": ingest[index // 2], "content-type": "application/json"}
+        answer = httpx.post(
+            served.base_url + EVENTS,
+            content=tiny_values(element, MAXIMAL),
+            headers=headers,
+            timeout=60,
+        )
+        statuses.append(answer.status_code)
+        assert answer.json()["msg"].startswith("THE BODY EXCEEDS THE LIMIT OF"), answer.text
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(PARALLEL_BODIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == [413] * PARALLEL_BODIES
+    assert peak_rss_mb(served.process.pid) < RSS_BOUND_MB
+
+
+def test_a_token_reads_no_more_bodies_at_once_than_it_may_make_calls(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    head = (
+        b"POST /api/v2/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\nwolkvox-token: " + secrets["ingest"].encode() + b"\r\n\r\n{"
+    )
+    pending = [attacker(guarded.base_url) for _ in range(guarded.settings.concurrency_per_token)]
+    try:
+        for sock in pending:
+            sock.sendall(head)
+        time.sleep(0.2)
+        with guarded.client(secrets["ingest"]) as http:
+            answer = http.post(EVENTS, json={"events": [usage_event("a", 1)]})
+            assert answer.status_code == 403
+            assert (
+                answer.json()["msg"] == "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"
+            )
+        for sock in pending:
+            sock.close()
+        time.sleep(0.2)
+        with guarded.client(secrets["ingest"]) as http:
+            assert http.post(EVENTS, json={"events": [usage_event("a", 1)]}).status_code == 200
+        with guarded.client(secrets["report"]) as http:
+            used = http.get("/api/v2/information.php", params={"api": "token_info"}).json()
+        # The refused upload counted nothing: the accepted one and this call.
+        assert used["data"][0]["all_token_today"] == "2"
+    finally:
+        for sock in pending:
+            sock.close()
+
+
+def test_a_refusal_never_echoes_a_body_whole(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    long_meter = "m" * 3000
+    events = [
+        {"id": f"e{i}", "meter": long_meter, "quantity": 1, "time": "2026-11-24T12:00:00Z"}
+        for i in range(5000)
+    ]
+    with guarded.client(secrets["ingest"]) as http:
+        answer = http.post(EVENTS, json={"events": events})
+    assert answer.status_code == 400
+    data = answer.json()["data"]
+    assert len(data) == 101
+    assert data[-1] == {"omitted": 4900}
+    assert data[0]["index"] == 0 and data[0]["id"] == "e0"
+    assert all(len(item["reason"]) <= 203 for item in data[:100])
+    assert len(answer.content) < 40_000

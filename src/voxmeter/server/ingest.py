@@ -14,14 +14,17 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.contract.meters import CodeType, billing_meter
 from voxmeter.contract.quantities import format_items
-from voxmeter.domain.models import CorrectionResult, LedgerEntry, TokenScope
+from voxmeter.domain.models import CorrectionResult, LedgerEntry, Principal, TokenScope
 from voxmeter.server import params, responses
 from voxmeter.server.auth import authenticate
 from voxmeter.server.limits import LimitedCall
 from voxmeter.server.responses import parse_query
+from voxmeter.server.runtime import Runtime
+from voxmeter.services.metrics import REFUSALS
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines"})
 JSON_TYPES = frozenset({"application/json", ""})
@@ -32,19 +35,71 @@ MAX_LISTING = 1000
 _decode = msgspec.json.Decoder(float_hook=Decimal)
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it grows past ``limit`` bytes."""
+class _Upload:
+    """``async with _Upload(runtime, principal)``: the token's upload slot in this worker.
+
+    The simultaneous-call limit, applied before the body is read so that a
+    token cannot have more bodies in memory than it may have calls. It
+    counts nothing: the call is admitted (quota, the store's slot) only once
+    the body has proved valid.
+    """
+
+    __slots__ = ("_settings", "_token_id", "_uploads")
+
+    def __init__(self, runtime: Runtime, principal: Principal) -> None:
+        self._uploads = runtime.uploads
+        self._settings = runtime.settings
+        self._token_id = principal.token.id
+
+    async def __aenter__(self) -> None:
+        limit, held = self._settings.concurrency_per_token, self._uploads.get(self._token_id, 0)
+        if self._settings.enforce_limits and held >= limit:
+            REFUSALS.labels("concurrency").inc()
+            raise errors.ApiError(
+                403,
+                errors.SIMULTANEOUS_REQUESTS.format(limit=limit),
+                headers={"Retry-After": "1"},
+            )
+        self._uploads[self._token_id] = held + 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        left = self._uploads[self._token_id] - 1
+        if left:
+            self._uploads[self._token_id] = left
+        else:
+            del self._uploads[self._token_id]
+
+
+async def _body(request: Request, settings: Settings, ndjson: bool) -> bytearray:
+    """The request body, refused as soon as it grows past a bound.
+
+    The bounds are counted on the bytes as they arrive, so a refused body is
+    never held whole nor decoded: its size; its JSON values (every value but
+    the first follows a comma or opens an object or array, so their count
+    bounds the objects decoding would build); for NDJSON, its lines.
+    """
+    limit, max_values = settings.max_body_bytes, settings.max_body_values
     too_large = errors.ApiError(413, errors.BODY_TOO_LARGE.format(limit=limit))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks, size = [], 0
+    # Blank NDJSON lines are skipped, so as many of them as events are allowed.
+    max_lines = 2 * settings.max_events_up + 1
+    body, values, lines = bytearray(), 0, 0
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+        values += chunk.count(b",") + chunk.count(b"{") + chunk.count(b"[")
+        if values > max_values:
+            raise errors.ApiError(413, errors.BODY_TOO_COMPLEX.format(limit=max_values))
+        if ndjson:
+            lines += chunk.count(b"\n")
+            if lines > max_lines:
+                raise errors.ApiError(
+                    413, errors.UPLOAD_TOO_LARGE.format(limit=settings.max_events_up)
+                )
+        body += chunk
+    return body
 
 
 def _is_ndjson(request: Request) -> bool:
@@ -69,22 +124,17 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytearray) -> Any:
     try:
         return _decode.decode(body)
     except _MALFORMED as exc:
         raise errors.ApiError(400, errors.BODY_NOT_JSON, [{"reason": _reason(exc)}]) from None
 
 
-def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
-    """The objects under ``key`` (or one per NDJSON line), counted before they are read."""
+def _items(body: bytearray, ndjson: bool, key: str, limit: int) -> list[object]:
+    """The objects under ``key`` (or one per NDJSON line); :func:`_body` bounded their count."""
     too_many = errors.ApiError(413, errors.UPLOAD_TOO_LARGE.format(limit=limit))
     if ndjson:
-        # Splitting a body of mostly newlines would build millions of empty
-        # lines before the count below; blank lines are skipped, so allow as
-        # many of them as events, and refuse beyond without splitting.
-        if body.count(b"\n") > 2 * limit + 1:
-            raise too_many
         lines = [(number, line) for number, line in enumerate(body.split(b"\n"), 1) if line.strip()]
         if len(lines) > limit:
             raise too_many
@@ -107,15 +157,19 @@ def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
     return result
 
 
-async def post_events(request: Request) -> Response:
+async def _upload(request: Request, key: str) -> tuple[Runtime, Principal, list[object]]:
+    """Token, scope, media type, the token's upload slot, then the body read and decoded."""
     runtime, principal = await authenticate(request, TokenScope.INGEST)
-    settings, usage = runtime.settings, runtime.services.usage
-    raws = _items(
-        await _body(request, settings.max_body_bytes),
-        _is_ndjson(request),
-        "events",
-        settings.max_events_up,
-    )
+    settings = runtime.settings
+    ndjson = _is_ndjson(request)
+    async with _Upload(runtime, principal):
+        body = await _body(request, settings, ndjson)
+        return runtime, principal, _items(body, ndjson, key, settings.max_events_up)
+
+
+async def post_events(request: Request) -> Response:
+    runtime, principal, raws = await _upload(request, "events")
+    usage = runtime.services.usage
     now = runtime.clock()
     events = await usage.validate(principal.operation, raws, now)
     async with LimitedCall(runtime, principal) as call:
@@ -132,14 +186,8 @@ async def post_events(request: Request) -> Response:
 
 
 async def post_corrections(request: Request) -> Response:
-    runtime, principal = await authenticate(request, TokenScope.INGEST)
-    settings, usage = runtime.settings, runtime.services.usage
-    raws = _items(
-        await _body(request, settings.max_body_bytes),
-        _is_ndjson(request),
-        "corrections",
-        settings.max_events_up,
-    )
+    runtime, principal, raws = await _upload(request, "corrections")
+    usage = runtime.services.usage
     corrections = await usage.plan_corrections(principal.operation, raws)
     async with LimitedCall(runtime, principal) as call:
         results = await usage.apply_corrections(principal.operation, corrections)

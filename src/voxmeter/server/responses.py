@@ -34,6 +34,32 @@ def refusal(exc: Exception, method: str, path: str) -> errors.ApiError:
     return errors.ApiError(500, errors.INTERNAL_ERROR)
 
 
+# A refusal's details name what was wrong, never echo a refused body whole:
+# this many problems are listed (then a count of the rest), and each text
+# (an id, a reason quoting a meter name) is cut to this many characters.
+MAX_DETAILS = 100
+MAX_ECHOED_CHARS = 200
+
+
+def bounded(error: errors.ApiError) -> errors.ApiError:
+    """``error`` with its details capped as :data:`MAX_DETAILS` says."""
+    data = error.data
+    if not data:
+        return error
+    shown = [_shortened(item) for item in data[:MAX_DETAILS]]
+    if len(data) > MAX_DETAILS:
+        shown.append({"omitted": len(data) - MAX_DETAILS})
+    return errors.ApiError(error.status, error.msg, shown, error.headers)
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ECHOED_CHARS else value[:MAX_ECHOED_CHARS] + "..."
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    return value
+
+
 # -- Starlette endpoints -------------------------------------------------------
 
 
@@ -51,6 +77,7 @@ def success(
 
 
 def failure(error: errors.ApiError) -> EnvelopeResponse:
+    error = bounded(error)
     return EnvelopeResponse(envelope.failure(error), error.status, headers=error.headers)
 
 
@@ -89,4 +116,5 @@ async def send_json(
 
 
 async def send_failure(send: Send, error: errors.ApiError) -> None:
+    error = bounded(error)
     await send_json(send, error.status, envelope.failure(error), error.headers)
