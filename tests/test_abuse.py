@@ -475,3 +475,30 @@ def test_a_refusal_never_echoes_a_body_whole(
     assert data[0]["index"] == 0 and data[0]["id"] == "e0"
     assert all(len(item["reason"]) <= 203 for item in data[:100])
     assert len(answer.content) < 40_000
+
+
+async def test_parallel_maximal_uploads_stay_within_the_workers_budget(
+    store: Store, clock: FakeClock, serve_process: Any
+) -> None:
+    operation = await add_operation(store, clock)
+    ingest = [await add_token(store, clock, operation, TokenScope.INGEST) for _ in range(10)]
+    served = serve_process(workers=1)
+    attributes = {f"k{i}": "v" * 90 for i in range(30)}
+    event = {**usage_event("e", "not a number"), "attributes": attributes}
+    body = orjson.dumps({"events": [{**event, "id": f"e{i}"} for i in range(10_000)]})
+    assert MAXIMAL - 4 * 1024 * 1024 < len(body) < MAXIMAL
+    statuses: list[int] = []
+
+    def upload(index: int) -> None:
+        headers = {"wolkvox-token": ingest[index // 2], "content-type": "application/json"}
+        answer = httpx.post(served.base_url + EVENTS, content=body, headers=headers, timeout=120)
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(PARALLEL_BODIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    # Invalid events refused 400; uploads past the worker's byte budget 503.
+    assert sorted(set(statuses)) == [400, 503] and len(statuses) == PARALLEL_BODIES
+    assert peak_rss_mb(served.process.pid) < RSS_BOUND_MB

@@ -14,7 +14,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.contract.meters import CodeType, billing_meter
 from voxmeter.contract.quantities import format_items
@@ -36,70 +35,101 @@ _decode = msgspec.json.Decoder(float_hook=Decimal)
 
 
 class _Upload:
-    """``async with _Upload(runtime, principal)``: the token's upload slot in this worker.
+    """``async with _Upload(runtime, principal) as upload``: what an upload may hold.
 
-    The simultaneous-call limit, applied before the body is read so that a
-    token cannot have more bodies in memory than it may have calls. It
-    counts nothing: the call is admitted (quota, the store's slot) only once
-    the body has proved valid.
+    Taken before the body is read, so that nothing can make a worker hold
+    more than these at once:
+
+    * the token's upload slot: the simultaneous-call limit, applied in this
+      worker before the body is read (the call is admitted, counting quota
+      and taking the store's slot, only once the body has proved valid, so a
+      refusal here counts nothing);
+    * body bytes: the worker's budget for bodies under way, reserved as the
+      body is declared or arrives, released when the call ends (503 past it).
     """
 
-    __slots__ = ("_settings", "_token_id", "_uploads")
+    __slots__ = ("_reserved", "_runtime", "_token_id")
 
     def __init__(self, runtime: Runtime, principal: Principal) -> None:
-        self._uploads = runtime.uploads
-        self._settings = runtime.settings
+        self._runtime = runtime
         self._token_id = principal.token.id
+        self._reserved = 0
 
-    async def __aenter__(self) -> None:
-        limit, held = self._settings.concurrency_per_token, self._uploads.get(self._token_id, 0)
-        if self._settings.enforce_limits and held >= limit:
+    async def __aenter__(self) -> _Upload:
+        settings, uploads = self._runtime.settings, self._runtime.uploads
+        limit, held = settings.concurrency_per_token, uploads.get(self._token_id, 0)
+        if settings.enforce_limits and held >= limit:
             REFUSALS.labels("concurrency").inc()
             raise errors.ApiError(
                 403,
                 errors.SIMULTANEOUS_REQUESTS.format(limit=limit),
                 headers={"Retry-After": "1"},
             )
-        self._uploads[self._token_id] = held + 1
+        uploads[self._token_id] = held + 1
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        left = self._uploads[self._token_id] - 1
+        runtime = self._runtime
+        runtime.upload_bytes -= self._reserved
+        left = runtime.uploads[self._token_id] - 1
         if left:
-            self._uploads[self._token_id] = left
+            runtime.uploads[self._token_id] = left
         else:
-            del self._uploads[self._token_id]
+            del runtime.uploads[self._token_id]
 
+    def _reserve(self, size: int) -> None:
+        """Hold ``size`` body bytes in total (more than held already), or refuse."""
+        runtime = self._runtime
+        more = size - self._reserved
+        if more <= 0:
+            return
+        if runtime.upload_bytes + more > runtime.settings.max_upload_bytes_in_flight:
+            REFUSALS.labels("uploads").inc()
+            raise errors.ApiError(503, errors.UPLOADS_BUSY, headers={"Retry-After": "1"})
+        runtime.upload_bytes += more
+        self._reserved = size
 
-async def _body(request: Request, settings: Settings, ndjson: bool) -> bytearray:
-    """The request body, refused as soon as it grows past a bound.
+    async def body(self, request: Request, ndjson: bool) -> bytearray:
+        """The request body, refused as soon as it grows past a bound.
 
-    The bounds are counted on the bytes as they arrive, so a refused body is
-    never held whole nor decoded: its size; its JSON values (every value but
-    the first follows a comma or opens an object or array, so their count
-    bounds the objects decoding would build); for NDJSON, its lines.
-    """
-    limit, max_values = settings.max_body_bytes, settings.max_body_values
-    too_large = errors.ApiError(413, errors.BODY_TOO_LARGE.format(limit=limit))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    # Blank NDJSON lines are skipped, so as many of them as events are allowed.
-    max_lines = 2 * settings.max_events_up + 1
-    body, values, lines = bytearray(), 0, 0
-    async for chunk in request.stream():
-        if len(body) + len(chunk) > limit:
-            raise too_large
-        values += chunk.count(b",") + chunk.count(b"{") + chunk.count(b"[")
-        if values > max_values:
-            raise errors.ApiError(413, errors.BODY_TOO_COMPLEX.format(limit=max_values))
-        if ndjson:
-            lines += chunk.count(b"\n")
-            if lines > max_lines:
-                raise errors.ApiError(
-                    413, errors.UPLOAD_TOO_LARGE.format(limit=settings.max_events_up)
-                )
-        body += chunk
-    return body
+        The bounds are counted on the bytes as they arrive, so a refused body
+        is never held whole nor decoded: its size; its JSON values (every
+        value but the first follows a comma or opens an object or array, so
+        their count bounds the objects decoding would build); for NDJSON, its
+        lines.
+        """
+        settings = self._runtime.settings
+        limit, max_values = settings.max_body_bytes, settings.max_body_values
+        too_large = errors.ApiError(413, errors.BODY_TOO_LARGE.format(limit=limit))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            if int(declared) > limit:
+                raise too_large
+            self._reserve(int(declared))
+        # Blank NDJSON lines are skipped, so as many of them as events are allowed.
+        max_lines = 2 * settings.max_events_up + 1
+        body, values, lines = bytearray(), 0, 0
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > limit:
+                raise too_large
+            self._reserve(len(body) + len(chunk))
+            values += chunk.count(b",") + chunk.count(b"{") + chunk.count(b"[")
+            if values > max_values:
+                raise errors.ApiError(413, errors.BODY_TOO_COMPLEX.format(limit=max_values))
+            if ndjson:
+                lines += chunk.count(b"\n")
+                if lines > max_lines:
+                    raise errors.ApiError(
+                        413, errors.UPLOAD_TOO_LARGE.format(limit=settings.max_events_up)
+                    )
+            body += chunk
+        return body
+
+    async def items(self, request: Request, key: str) -> list[object]:
+        """The objects under ``key`` in a JSON body, or one per NDJSON line."""
+        ndjson = _is_ndjson(request)
+        body = await self.body(request, ndjson)
+        return _items(body, ndjson, key, self._runtime.settings.max_events_up)
 
 
 def _is_ndjson(request: Request) -> bool:
@@ -157,18 +187,14 @@ def _items(body: bytearray, ndjson: bool, key: str, limit: int) -> list[object]:
     return result
 
 
-async def _upload(request: Request, key: str) -> tuple[Runtime, Principal, list[object]]:
-    """Token, scope, media type, the token's upload slot, then the body read and decoded."""
-    runtime, principal = await authenticate(request, TokenScope.INGEST)
-    settings = runtime.settings
-    ndjson = _is_ndjson(request)
-    async with _Upload(runtime, principal):
-        body = await _body(request, settings, ndjson)
-        return runtime, principal, _items(body, ndjson, key, settings.max_events_up)
-
-
 async def post_events(request: Request) -> Response:
-    runtime, principal, raws = await _upload(request, "events")
+    runtime, principal = await authenticate(request, TokenScope.INGEST)
+    async with _Upload(runtime, principal) as upload:
+        raws = await upload.items(request, "events")
+        return await _record(runtime, principal, raws)
+
+
+async def _record(runtime: Runtime, principal: Principal, raws: list[object]) -> Response:
     usage = runtime.services.usage
     now = runtime.clock()
     events = await usage.validate(principal.operation, raws, now)
@@ -186,7 +212,13 @@ async def post_events(request: Request) -> Response:
 
 
 async def post_corrections(request: Request) -> Response:
-    runtime, principal, raws = await _upload(request, "corrections")
+    runtime, principal = await authenticate(request, TokenScope.INGEST)
+    async with _Upload(runtime, principal) as upload:
+        raws = await upload.items(request, "corrections")
+        return await _correct(runtime, principal, raws)
+
+
+async def _correct(runtime: Runtime, principal: Principal, raws: list[object]) -> Response:
     usage = runtime.services.usage
     corrections = await usage.plan_corrections(principal.operation, raws)
     async with LimitedCall(runtime, principal) as call:

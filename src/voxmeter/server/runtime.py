@@ -19,6 +19,8 @@ class Runtime:
     # Uploads being read, by token id: the simultaneous-call limit applied
     # before a body is read (see voxmeter.server.ingest).
     uploads: dict[str, int] = field(default_factory=dict)
+    # Body bytes this worker holds for uploads under way.
+    upload_bytes: int = 0
 
 
 def runtime_of(request: Request) -> Runtime:
