@@ -502,3 +502,32 @@ async def test_parallel_maximal_uploads_stay_within_the_workers_budget(
     # Invalid events refused 400; uploads past the worker's byte budget 503.
     assert sorted(set(statuses)) == [400, 503] and len(statuses) == PARALLEL_BODIES
     assert peak_rss_mb(served.process.pid) < RSS_BOUND_MB
+
+
+# -- query strings -------------------------------------------------------------------
+
+
+def test_too_many_query_parameters_are_refused_in_the_envelope(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    limit = guarded.settings.max_query_parameters
+    many = "&".join(f"p{i}=1" for i in range(limit)) + "&api=ivr_calls"
+    with guarded.client(secrets["report"]) as http:
+        assert http.get("/api/v2/billing.php?" + "&".join(["api=ivr_calls"] * limit)).is_success
+        answer = http.get("/api/v2/billing.php?" + many)
+        assert answer.status_code == 400
+        assert answer.json()["msg"] == "INVALID PARAMETERS"
+        assert answer.json()["data"] == [
+            {"parameter": "query", "reason": f"more than {limit} parameters in the query string"}
+        ]
+        assert http.get("/api/v2/events?" + many, headers=ingest_header(secrets)).status_code == 400
+    # A million parameters: the request line is past the header limit.
+    with attacker(guarded.base_url) as sock:
+        query = b"&".join([b"a"] * 1_000_000)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"GET /api/v2/billing.php?" + query + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert_envelope(read_all(sock, 5), 414, "THE REQUEST URI EXCEEDS")
+
+
+def ingest_header(secrets: dict[str, str]) -> dict[str, str]:
+    return {"wolkvox-token": secrets["ingest"]}

@@ -251,7 +251,7 @@ def _entry(entry: LedgerEntry) -> dict[str, Any]:
 
 async def list_events(request: Request) -> Response:
     runtime, principal = await authenticate(request, TokenScope.INGEST)
-    query = parse_query(request.scope["query_string"])
+    query = parse_query(request.scope["query_string"], runtime.settings.max_query_parameters)
     view = params.optional(query, "view") or "accepted"
     if view not in ("accepted", "rejected"):
         raise errors.invalid_parameter("view", "'accepted' or 'rejected'")

@@ -116,7 +116,7 @@ class ReportEndpoint:
         runtime: Runtime = scope["app"].state.runtime
         try:
             secret = require_token(header(scope, _TOKEN_HEADER))
-            query = parse_query(scope["query_string"])
+            query = parse_query(scope["query_string"], runtime.settings.max_query_parameters)
             api = params.required(query, "api")
             principal = await runtime.services.access.authenticate(
                 secret, TokenScope.REPORT, cached=runtime.settings.enforce_limits

@@ -84,8 +84,13 @@ def failure(error: errors.ApiError) -> EnvelopeResponse:
 # -- plain ASGI endpoints ------------------------------------------------------
 
 
-def parse_query(raw: bytes) -> dict[str, list[str]]:
-    """Every parameter of a query string with all its values, as Starlette reads them."""
+def parse_query(raw: bytes, limit: int) -> dict[str, list[str]]:
+    """Every parameter of a query string with all its values, as Starlette reads them.
+
+    More than ``limit`` parameters are refused before any is parsed.
+    """
+    if raw.count(b"&") >= limit:
+        raise errors.invalid_parameter("query", f"more than {limit} parameters in the query string")
     text = raw.decode("latin-1")
     query: dict[str, list[str]] = {}
     if "%" in text or "+" in text:
