@@ -531,3 +531,28 @@ def test_too_many_query_parameters_are_refused_in_the_envelope(
 
 def ingest_header(secrets: dict[str, str]) -> dict[str, str]:
     return {"wolkvox-token": secrets["ingest"]}
+
+
+# -- unknown tokens ----------------------------------------------------------------------
+
+
+def test_an_unknown_token_costs_one_lookup_not_one_per_call(
+    guarded: RunningServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxmeter.domain import tokens
+
+    lookups: list[str] = []
+    find_credential = type(store).find_credential
+
+    async def counted(self: Store, token_id: str) -> Any:
+        lookups.append(token_id)
+        return await find_credential(self, token_id)
+
+    monkeypatch.setattr(type(store), "find_credential", counted)
+    _, unknown = tokens.mint()  # well formed, never stored
+    with guarded.client(unknown) as http:
+        for _ in range(50):
+            answer = http.get(REPORT)
+            assert answer.status_code == 403
+            assert answer.json()["msg"] == "PLEASE VALIDATE TOKEN"
+    assert len(lookups) == 1
