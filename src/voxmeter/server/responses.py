@@ -23,7 +23,12 @@ log = logging.getLogger("voxmeter.server")
 
 Query = Mapping[str, list[str]]
 
-_JSON = (b"content-type", b"application/json")
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+# Every report answer is today's figure: never to be served from a cache.
+_REPORT_HEADERS = (
+    (b"content-type", JSON_MEDIA_TYPE.encode()),
+    (b"cache-control", b"no-store"),
+)
 
 
 def refusal(exc: Exception, method: str, path: str) -> errors.ApiError:
@@ -64,7 +69,7 @@ def _shortened(value: Any) -> Any:
 
 
 class EnvelopeResponse(Response):
-    media_type = "application/json"
+    media_type = JSON_MEDIA_TYPE
 
 
 def success(
@@ -113,7 +118,7 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def send_json(
     send: Send, status: int, body: bytes, headers: Mapping[str, str] | None = None
 ) -> None:
-    raw_headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    raw_headers = [*_REPORT_HEADERS, (b"content-length", str(len(body)).encode())]
     if headers:
         raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
