@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from conftest import FakeClock, RunningServer, add_operation, add_token
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from conftest import FakeClock, RunningServer, add_operation, add_token, free_port
+from voxmeter.cli.serve import serve
 from voxmeter.storage.base import Store
 
 BILLING = "/api/v2/billing.php"
@@ -97,3 +106,45 @@ async def test_available_consumption_options_is_the_tokens_own_remainder(
     )
     assert info["available_consumption_options"] == "2998"  # token_limit - token_use_today
     assert answer.headers["x-ratelimit-remaining"] == "2993"  # the operation's remainder
+
+
+async def test_serve_speaks_tls_with_a_given_certificate(
+    store: Store, clock: FakeClock, report: str, database_url: str, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=wv9901.wolkvox.com", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxmeter", "serve", "--port", str(port),
+         "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
+        env={**os.environ, "VOXMETER_DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"https://127.0.0.1:{port}{BILLING}?api=ivr_calls"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(url, headers={"wolkvox-token": report}, verify=str(cert))
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        assert answer.json()["data"][0]["items"] == "0"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_serve_wants_both_tls_files(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("")
+    result = CliRunner().invoke(serve, ["--ssl-certfile", str(cert)])
+    assert result.exit_code == 2
+    assert "give --ssl-certfile and --ssl-keyfile together" in result.output
