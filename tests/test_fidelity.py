@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -130,7 +131,11 @@ async def test_serve_speaks_tls_with_a_given_certificate(
         deadline = time.monotonic() + 30
         while True:
             try:
-                answer = httpx.get(url, headers={"wolkvox-token": report}, verify=str(cert))
+                answer = httpx.get(
+                    url,
+                    headers={"wolkvox-token": report},
+                    verify=ssl.create_default_context(cafile=str(cert)),
+                )
                 break
             except httpx.ConnectError:
                 assert time.monotonic() < deadline and process.poll() is None
