@@ -370,3 +370,189 @@ async def test_an_unexpected_error_keeps_the_connection_alive(
         assert (
             http.get("/healthz").extensions["network_stream"] is answer.extensions["network_stream"]
         )
+
+
+# -- memory ---------------------------------------------------------------------
+
+MAXIMAL = 31 * 1024 * 1024
+PARALLEL_BODIES = 20
+RSS_BOUND_MB = 400
+
+
+def tiny_values(element: bytes, size: int) -> Iterator[bytes]:
+    """A JSON body of ``size`` bytes: ``{"events": [`` then ``element,`` repeated, streamed."""
+    yield b'{"events": ['
+    chunk = (element + b",") * (65536 // (len(element) + 1))
+    for _ in range(size // len(chunk)):
+        yield chunk
+    yield element + b"]}"
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_parallel_bodies_of_tiny_values_are_refused_unread(
+    store: Store, clock: FakeClock, serve_process: Any
+) -> None:
+    operation = await add_operation(store, clock)
+    # Two uploads per token at most: ten tokens send the twenty bodies.
+    ingest = [await add_token(store, clock, operation, TokenScope.INGEST) for _ in range(10)]
+    served = serve_process(workers=1)
+    statuses: list[int] = []
+
+    def upload(index: int) -> None:
+        element = b"{}" if index % 2 else b"[]"
+        headers = {"wolkvox-token": ingest[index // 2], "content-type": "application/json"}
+        answer = httpx.post(
+            served.base_url + EVENTS,
+            content=tiny_values(element, MAXIMAL),
+            headers=headers,
+            timeout=60,
+        )
+        statuses.append(answer.status_code)
+        assert answer.json()["msg"].startswith("THE BODY EXCEEDS THE LIMIT OF"), answer.text
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(PARALLEL_BODIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == [413] * PARALLEL_BODIES
+    assert peak_rss_mb(served.process.pid) < RSS_BOUND_MB
+
+
+def test_a_token_reads_no_more_bodies_at_once_than_it_may_make_calls(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    head = (
+        b"POST /api/v2/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\nwolkvox-token: " + secrets["ingest"].encode() + b"\r\n\r\n{"
+    )
+    pending = [attacker(guarded.base_url) for _ in range(guarded.settings.concurrency_per_token)]
+    try:
+        for sock in pending:
+            sock.sendall(head)
+        time.sleep(0.2)
+        with guarded.client(secrets["ingest"]) as http:
+            answer = http.post(EVENTS, json={"events": [usage_event("a", 1)]})
+            assert answer.status_code == 403
+            assert (
+                answer.json()["msg"] == "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"
+            )
+        for sock in pending:
+            sock.close()
+        time.sleep(0.2)
+        with guarded.client(secrets["ingest"]) as http:
+            assert http.post(EVENTS, json={"events": [usage_event("a", 1)]}).status_code == 200
+        with guarded.client(secrets["report"]) as http:
+            used = http.get("/api/v2/information.php", params={"api": "token_info"}).json()
+        # The refused upload counted nothing: the accepted one and this call.
+        assert used["data"][0]["all_token_today"] == "2"
+    finally:
+        for sock in pending:
+            sock.close()
+
+
+def test_a_refusal_never_echoes_a_body_whole(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    long_meter = "m" * 3000
+    events = [
+        {"id": f"e{i}", "meter": long_meter, "quantity": 1, "time": "2026-11-24T12:00:00Z"}
+        for i in range(5000)
+    ]
+    with guarded.client(secrets["ingest"]) as http:
+        answer = http.post(EVENTS, json={"events": events})
+    assert answer.status_code == 400
+    data = answer.json()["data"]
+    assert len(data) == 101
+    assert data[-1] == {"omitted": 4900}
+    assert data[0]["index"] == 0 and data[0]["id"] == "e0"
+    assert all(len(item["reason"]) <= 203 for item in data[:100])
+    assert len(answer.content) < 40_000
+
+
+async def test_parallel_maximal_uploads_stay_within_the_workers_budget(
+    store: Store, clock: FakeClock, serve_process: Any
+) -> None:
+    operation = await add_operation(store, clock)
+    ingest = [await add_token(store, clock, operation, TokenScope.INGEST) for _ in range(10)]
+    served = serve_process(workers=1)
+    attributes = {f"k{i}": "v" * 90 for i in range(30)}
+    event = {**usage_event("e", "not a number"), "attributes": attributes}
+    body = orjson.dumps({"events": [{**event, "id": f"e{i}"} for i in range(10_000)]})
+    assert MAXIMAL - 4 * 1024 * 1024 < len(body) < MAXIMAL
+    statuses: list[int] = []
+
+    def upload(index: int) -> None:
+        headers = {"wolkvox-token": ingest[index // 2], "content-type": "application/json"}
+        answer = httpx.post(served.base_url + EVENTS, content=body, headers=headers, timeout=120)
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(PARALLEL_BODIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    # Invalid events refused 400; uploads past the worker's byte budget 503.
+    assert sorted(set(statuses)) == [400, 503] and len(statuses) == PARALLEL_BODIES
+    assert peak_rss_mb(served.process.pid) < RSS_BOUND_MB
+
+
+# -- query strings -------------------------------------------------------------------
+
+
+def test_too_many_query_parameters_are_refused_in_the_envelope(
+    guarded: RunningServer, secrets: dict[str, str]
+) -> None:
+    limit = guarded.settings.max_query_parameters
+    many = "&".join(f"p{i}=1" for i in range(limit)) + "&api=ivr_calls"
+    with guarded.client(secrets["report"]) as http:
+        assert http.get("/api/v2/billing.php?" + "&".join(["api=ivr_calls"] * limit)).is_success
+        answer = http.get("/api/v2/billing.php?" + many)
+        assert answer.status_code == 400
+        assert answer.json()["msg"] == "INVALID PARAMETERS"
+        assert answer.json()["data"] == [
+            {"parameter": "query", "reason": f"more than {limit} parameters in the query string"}
+        ]
+        assert http.get("/api/v2/events?" + many, headers=ingest_header(secrets)).status_code == 400
+    # A million parameters: the request line is past the header limit.
+    with attacker(guarded.base_url) as sock:
+        query = b"&".join([b"a"] * 1_000_000)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"GET /api/v2/billing.php?" + query + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert_envelope(read_all(sock, 5), 414, "THE REQUEST URI EXCEEDS")
+
+
+def ingest_header(secrets: dict[str, str]) -> dict[str, str]:
+    return {"wolkvox-token": secrets["ingest"]}
+
+
+# -- unknown tokens ----------------------------------------------------------------------
+
+
+def test_an_unknown_token_costs_one_lookup_not_one_per_call(
+    guarded: RunningServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxmeter.domain import tokens
+
+    lookups: list[str] = []
+    find_credential = type(store).find_credential
+
+    async def counted(self: Store, token_id: str) -> Any:
+        lookups.append(token_id)
+        return await find_credential(self, token_id)
+
+    monkeypatch.setattr(type(store), "find_credential", counted)
+    _, unknown = tokens.mint()  # well formed, never stored
+    with guarded.client(unknown) as http:
+        for _ in range(50):
+            answer = http.get(REPORT)
+            assert answer.status_code == 403
+            assert answer.json()["msg"] == "PLEASE VALIDATE TOKEN"
+    assert len(lookups) == 1

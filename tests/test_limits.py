@@ -115,7 +115,7 @@ async def test_token_info_tells_where_the_token_stands(
                 "token_limit": "2000",
                 "token_use_today": "2",  # the token_info call counts itself
                 "all_token_today": "3",
-                "available_consumption_options": "1997",
+                "available_consumption_options": "1998",  # token_limit - token_use_today
             }
         ],
     }

@@ -101,6 +101,10 @@ async def test_metrics_add_up_across_workers(store: Store, clock: FakeClock, ser
     for text in scrapes:  # whichever worker answers the scrape, it counts all of them
         labels = {"endpoint": "/api/v2/billing.php", "api": "chat_licenses", "status": "200"}
         assert sample(text, "voxmeter_requests_total", **labels) == 20
+        # The ledger size is one series, whichever worker reads it.
+        series = [line for line in text.splitlines() if line.startswith("voxmeter_ledger_events")]
+        assert series == ["voxmeter_ledger_events 0.0"]
+        assert text.count("# TYPE voxmeter_ledger_events ") == 1
 
 
 SCRAPE_TOKEN = "scrape-secret-42"

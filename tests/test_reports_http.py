@@ -44,7 +44,7 @@ async def test_interactions_is_the_month_to_date_sum(
     with server.client(secret) as http:
         response = http.get(BILLING, params={"api": "interactions"})
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert response.json() == billing_envelope(
         200, "Acme BPO", "Omnibox interactions", "17", "2026-11-24"
     )

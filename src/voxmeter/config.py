@@ -18,7 +18,8 @@ MAX_CONCURRENCY_PER_TOKEN = 64
 
 _POSITIVE = (
     "pool_size", "calls_per_license", "max_records_down", "max_result_bytes", "max_range_days",
-    "max_events_up", "max_body_bytes", "max_connections", "max_connections_per_address",
+    "max_events_up", "max_body_bytes", "max_body_values", "max_upload_bytes_in_flight",
+    "max_query_parameters", "max_connections", "max_connections_per_address",
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
     "body_timeout_seconds",
 )  # fmt: skip
@@ -49,6 +50,12 @@ class Settings:
     # Ingestion.
     max_events_up: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024
+    # JSON values in one body (counted as its bytes arrive, before decoding):
+    # what bounds the objects a body of tiny values like `{},{},...` decodes to.
+    max_body_values: int = 1_000_000
+    # Body bytes one worker holds for uploads at once; past it, 503 and
+    # Retry-After. What bounds a worker's memory under many parallel uploads.
+    max_upload_bytes_in_flight: int = 64 * 1024 * 1024
     previous_month_grace_hours: float = 48.0
     future_skew_seconds: float = 300.0
     # Connections (docs/deployment.md, "limits that protect the service").
@@ -60,6 +67,8 @@ class Settings:
     max_header_count: int = 64
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 60.0
+    # Parameters in one query string; more are refused before they are parsed.
+    max_query_parameters: int = 100
     # Console: the key that signs client-portal links (none: no portal links),
     # how long a link and a browser session last.
     portal_secret: str = dataclass_field(default="", repr=False)

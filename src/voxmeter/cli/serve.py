@@ -35,7 +35,9 @@ def _logging_config() -> dict[str, Any]:
     return config
 
 
-def _serve(host: str, port: int, workers: int) -> None:
+def _serve(
+    host: str, port: int, workers: int, certfile: Path | None = None, keyfile: Path | None = None
+) -> None:
     url = settings().database_url
     prepare_schema(url)
     # Workers are separate processes: they read their settings from the
@@ -55,6 +57,8 @@ def _serve(host: str, port: int, workers: int) -> None:
             timeout_graceful_shutdown=70,  # in-flight calls finish (60 s limit + margin)
             # Header, body and connection limits, answered in the envelope.
             http=connections.PROTOCOL_PATH,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
             **connections.uvicorn_options(),
         )
 
@@ -67,13 +71,25 @@ _WORKERS = click.option(
 )  # fmt: skip
 
 
+_PEM = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @click.command()
 @_HOST
 @_PORT
 @_WORKERS
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the wolkvox-compatible API."""
-    _serve(host, port, workers)
+@click.option(
+    "--ssl-certfile", type=_PEM,
+    help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile.",
+)  # fmt: skip
+@click.option("--ssl-keyfile", type=_PEM, help="The PEM private key of --ssl-certfile.")
+def serve(
+    host: str, port: int, workers: int, ssl_certfile: Path | None, ssl_keyfile: Path | None
+) -> None:
+    """Serve the wolkvox-compatible API (HTTPS with --ssl-certfile and --ssl-keyfile)."""
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise click.UsageError("give --ssl-certfile and --ssl-keyfile together")
+    _serve(host, port, workers, ssl_certfile, ssl_keyfile)
 
 
 @click.command()

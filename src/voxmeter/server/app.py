@@ -89,13 +89,28 @@ class VoxmeterApp(Starlette):
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in _DIRECT_METHODS:
+        if scope["type"] == "http":
             endpoint = self.direct_paths.get(scope["path"])
-            if endpoint is not None:
+            if endpoint is None:
+                canonical = _canonical(scope["path"])
+                if canonical != scope["path"]:
+                    # Served as the canonical path, never redirected: a
+                    # redirect behind a TLS proxy would point at http://.
+                    scope["path"] = canonical
+                    scope["raw_path"] = canonical.encode()
+                    endpoint = self.direct_paths.get(canonical)
+            if endpoint is not None and scope["method"] in _DIRECT_METHODS:
                 scope["app"] = self
                 await endpoint(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _canonical(path: str) -> str:
+    """``path`` without doubled or trailing slashes (``/`` stays ``/``)."""
+    if "//" not in path and not (path.endswith("/") and len(path) > 1):
+        return path
+    return "/" + "/".join(part for part in path.split("/") if part)
 
 
 _DIRECT_METHODS = frozenset({"GET", "HEAD"})

@@ -17,11 +17,13 @@ from starlette.responses import Response
 from voxmeter.contract import errors
 from voxmeter.contract.meters import CodeType, billing_meter
 from voxmeter.contract.quantities import format_items
-from voxmeter.domain.models import CorrectionResult, LedgerEntry, TokenScope
+from voxmeter.domain.models import CorrectionResult, LedgerEntry, Principal, TokenScope
 from voxmeter.server import params, responses
 from voxmeter.server.auth import authenticate
 from voxmeter.server.limits import LimitedCall
 from voxmeter.server.responses import parse_query
+from voxmeter.server.runtime import Runtime
+from voxmeter.services.metrics import REFUSALS
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines"})
 JSON_TYPES = frozenset({"application/json", ""})
@@ -32,19 +34,102 @@ MAX_LISTING = 1000
 _decode = msgspec.json.Decoder(float_hook=Decimal)
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it grows past ``limit`` bytes."""
-    too_large = errors.ApiError(413, errors.BODY_TOO_LARGE.format(limit=limit))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+class _Upload:
+    """``async with _Upload(runtime, principal) as upload``: what an upload may hold.
+
+    Taken before the body is read, so that nothing can make a worker hold
+    more than these at once:
+
+    * the token's upload slot: the simultaneous-call limit, applied in this
+      worker before the body is read (the call is admitted, counting quota
+      and taking the store's slot, only once the body has proved valid, so a
+      refusal here counts nothing);
+    * body bytes: the worker's budget for bodies under way, reserved as the
+      body is declared or arrives, released when the call ends (503 past it).
+    """
+
+    __slots__ = ("_reserved", "_runtime", "_token_id")
+
+    def __init__(self, runtime: Runtime, principal: Principal) -> None:
+        self._runtime = runtime
+        self._token_id = principal.token.id
+        self._reserved = 0
+
+    async def __aenter__(self) -> _Upload:
+        settings, uploads = self._runtime.settings, self._runtime.uploads
+        limit, held = settings.concurrency_per_token, uploads.get(self._token_id, 0)
+        if settings.enforce_limits and held >= limit:
+            REFUSALS.labels("concurrency").inc()
+            raise errors.ApiError(
+                403,
+                errors.SIMULTANEOUS_REQUESTS.format(limit=limit),
+                headers={"Retry-After": "1"},
+            )
+        uploads[self._token_id] = held + 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        runtime = self._runtime
+        runtime.upload_bytes -= self._reserved
+        left = runtime.uploads[self._token_id] - 1
+        if left:
+            runtime.uploads[self._token_id] = left
+        else:
+            del runtime.uploads[self._token_id]
+
+    def _reserve(self, size: int) -> None:
+        """Hold ``size`` body bytes in total (more than held already), or refuse."""
+        runtime = self._runtime
+        more = size - self._reserved
+        if more <= 0:
+            return
+        if runtime.upload_bytes + more > runtime.settings.max_upload_bytes_in_flight:
+            REFUSALS.labels("uploads").inc()
+            raise errors.ApiError(503, errors.UPLOADS_BUSY, headers={"Retry-After": "1"})
+        runtime.upload_bytes += more
+        self._reserved = size
+
+    async def body(self, request: Request, ndjson: bool) -> bytearray:
+        """The request body, refused as soon as it grows past a bound.
+
+        The bounds are counted on the bytes as they arrive, so a refused body
+        is never held whole nor decoded: its size; its JSON values (every
+        value but the first follows a comma or opens an object or array, so
+        their count bounds the objects decoding would build); for NDJSON, its
+        lines.
+        """
+        settings = self._runtime.settings
+        limit, max_values = settings.max_body_bytes, settings.max_body_values
+        too_large = errors.ApiError(413, errors.BODY_TOO_LARGE.format(limit=limit))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            if int(declared) > limit:
+                raise too_large
+            self._reserve(int(declared))
+        # Blank NDJSON lines are skipped, so as many of them as events are allowed.
+        max_lines = 2 * settings.max_events_up + 1
+        body, values, lines = bytearray(), 0, 0
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > limit:
+                raise too_large
+            self._reserve(len(body) + len(chunk))
+            values += chunk.count(b",") + chunk.count(b"{") + chunk.count(b"[")
+            if values > max_values:
+                raise errors.ApiError(413, errors.BODY_TOO_COMPLEX.format(limit=max_values))
+            if ndjson:
+                lines += chunk.count(b"\n")
+                if lines > max_lines:
+                    raise errors.ApiError(
+                        413, errors.UPLOAD_TOO_LARGE.format(limit=settings.max_events_up)
+                    )
+            body += chunk
+        return body
+
+    async def items(self, request: Request, key: str) -> list[object]:
+        """The objects under ``key`` in a JSON body, or one per NDJSON line."""
+        ndjson = _is_ndjson(request)
+        body = await self.body(request, ndjson)
+        return _items(body, ndjson, key, self._runtime.settings.max_events_up)
 
 
 def _is_ndjson(request: Request) -> bool:
@@ -69,22 +154,17 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytearray) -> Any:
     try:
         return _decode.decode(body)
     except _MALFORMED as exc:
         raise errors.ApiError(400, errors.BODY_NOT_JSON, [{"reason": _reason(exc)}]) from None
 
 
-def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
-    """The objects under ``key`` (or one per NDJSON line), counted before they are read."""
+def _items(body: bytearray, ndjson: bool, key: str, limit: int) -> list[object]:
+    """The objects under ``key`` (or one per NDJSON line); :func:`_body` bounded their count."""
     too_many = errors.ApiError(413, errors.UPLOAD_TOO_LARGE.format(limit=limit))
     if ndjson:
-        # Splitting a body of mostly newlines would build millions of empty
-        # lines before the count below; blank lines are skipped, so allow as
-        # many of them as events, and refuse beyond without splitting.
-        if body.count(b"\n") > 2 * limit + 1:
-            raise too_many
         lines = [(number, line) for number, line in enumerate(body.split(b"\n"), 1) if line.strip()]
         if len(lines) > limit:
             raise too_many
@@ -109,13 +189,13 @@ def _items(body: bytes, ndjson: bool, key: str, limit: int) -> list[object]:
 
 async def post_events(request: Request) -> Response:
     runtime, principal = await authenticate(request, TokenScope.INGEST)
-    settings, usage = runtime.settings, runtime.services.usage
-    raws = _items(
-        await _body(request, settings.max_body_bytes),
-        _is_ndjson(request),
-        "events",
-        settings.max_events_up,
-    )
+    async with _Upload(runtime, principal) as upload:
+        raws = await upload.items(request, "events")
+        return await _record(runtime, principal, raws)
+
+
+async def _record(runtime: Runtime, principal: Principal, raws: list[object]) -> Response:
+    usage = runtime.services.usage
     now = runtime.clock()
     events = await usage.validate(principal.operation, raws, now)
     async with LimitedCall(runtime, principal) as call:
@@ -133,13 +213,13 @@ async def post_events(request: Request) -> Response:
 
 async def post_corrections(request: Request) -> Response:
     runtime, principal = await authenticate(request, TokenScope.INGEST)
-    settings, usage = runtime.settings, runtime.services.usage
-    raws = _items(
-        await _body(request, settings.max_body_bytes),
-        _is_ndjson(request),
-        "corrections",
-        settings.max_events_up,
-    )
+    async with _Upload(runtime, principal) as upload:
+        raws = await upload.items(request, "corrections")
+        return await _correct(runtime, principal, raws)
+
+
+async def _correct(runtime: Runtime, principal: Principal, raws: list[object]) -> Response:
+    usage = runtime.services.usage
     corrections = await usage.plan_corrections(principal.operation, raws)
     async with LimitedCall(runtime, principal) as call:
         results = await usage.apply_corrections(principal.operation, corrections)
@@ -171,7 +251,7 @@ def _entry(entry: LedgerEntry) -> dict[str, Any]:
 
 async def list_events(request: Request) -> Response:
     runtime, principal = await authenticate(request, TokenScope.INGEST)
-    query = parse_query(request.scope["query_string"])
+    query = parse_query(request.scope["query_string"], runtime.settings.max_query_parameters)
     view = params.optional(query, "view") or "accepted"
     if view not in ("accepted", "rejected"):
         raise errors.invalid_parameter("view", "'accepted' or 'rejected'")

@@ -16,6 +16,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -23,10 +24,10 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -203,13 +204,23 @@ async def metrics(request: Request) -> Response:
         return failure(
             errors.ApiError(401, errors.METRICS_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         )
-    local = CollectorRegistry()
-    size = Gauge(
-        "voxmeter_ledger_events", "Events in the ledger", registry=local
-    )  # per scrape, not per worker
-    size.set(await runtime_of(request).services.health.ledger_size())
-    body = generate_latest(_registry()) + generate_latest(local)
+    size = _LedgerSize(await runtime_of(request).services.health.ledger_size())
+    body = generate_latest(_registry()) + generate_latest(size)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class _LedgerSize:
+    """The ledger's size read at this scrape, as a collector of its own.
+
+    Not a Gauge: under several workers every Gauge is written to the shared
+    multiprocess files, and the size would be listed again per worker.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("voxmeter_ledger_events", "Events in the ledger", value=self.size)
 
 
 def _probe(ok: bool, detail: str) -> Response:

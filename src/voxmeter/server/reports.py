@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 
 from starlette.types import Receive, Scope, Send
 
@@ -31,9 +31,18 @@ def _day(query: Query, name: str) -> date | None:
     if value is None:
         return None
     try:
+        if len(value) == len(_PLATFORM_DATE_EXAMPLE):
+            return datetime.strptime(value, _PLATFORM_DATE).date()
         return date.fromisoformat(value)
     except ValueError:
-        raise errors.invalid_parameter(name, "expected a date as YYYY-MM-DD") from None
+        raise errors.invalid_parameter(
+            name, "expected a date as YYYY-MM-DD or YYYYMMDDHHMMSS"
+        ) from None
+
+
+# The date format of the platform's other report endpoints; the day is what counts.
+_PLATFORM_DATE = "%Y%m%d%H%M%S"
+_PLATFORM_DATE_EXAMPLE = "20261101000000"
 
 
 def _period(query: Query, today: date, settings: Settings) -> tuple[Period, bool]:
@@ -116,7 +125,7 @@ class ReportEndpoint:
         runtime: Runtime = scope["app"].state.runtime
         try:
             secret = require_token(header(scope, _TOKEN_HEADER))
-            query = parse_query(scope["query_string"])
+            query = parse_query(scope["query_string"], runtime.settings.max_query_parameters)
             api = params.required(query, "api")
             principal = await runtime.services.access.authenticate(
                 secret, TokenScope.REPORT, cached=runtime.settings.enforce_limits

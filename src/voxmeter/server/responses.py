@@ -23,7 +23,12 @@ log = logging.getLogger("voxmeter.server")
 
 Query = Mapping[str, list[str]]
 
-_JSON = (b"content-type", b"application/json")
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+# Every report answer is today's figure: never to be served from a cache.
+_REPORT_HEADERS = (
+    (b"content-type", JSON_MEDIA_TYPE.encode()),
+    (b"cache-control", b"no-store"),
+)
 
 
 def refusal(exc: Exception, method: str, path: str) -> errors.ApiError:
@@ -34,11 +39,37 @@ def refusal(exc: Exception, method: str, path: str) -> errors.ApiError:
     return errors.ApiError(500, errors.INTERNAL_ERROR)
 
 
+# A refusal's details name what was wrong, never echo a refused body whole:
+# this many problems are listed (then a count of the rest), and each text
+# (an id, a reason quoting a meter name) is cut to this many characters.
+MAX_DETAILS = 100
+MAX_ECHOED_CHARS = 200
+
+
+def bounded(error: errors.ApiError) -> errors.ApiError:
+    """``error`` with its details capped as :data:`MAX_DETAILS` says."""
+    data = error.data
+    if not data:
+        return error
+    shown = [_shortened(item) for item in data[:MAX_DETAILS]]
+    if len(data) > MAX_DETAILS:
+        shown.append({"omitted": len(data) - MAX_DETAILS})
+    return errors.ApiError(error.status, error.msg, shown, error.headers)
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ECHOED_CHARS else value[:MAX_ECHOED_CHARS] + "..."
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    return value
+
+
 # -- Starlette endpoints -------------------------------------------------------
 
 
 class EnvelopeResponse(Response):
-    media_type = "application/json"
+    media_type = JSON_MEDIA_TYPE
 
 
 def success(
@@ -51,14 +82,20 @@ def success(
 
 
 def failure(error: errors.ApiError) -> EnvelopeResponse:
+    error = bounded(error)
     return EnvelopeResponse(envelope.failure(error), error.status, headers=error.headers)
 
 
 # -- plain ASGI endpoints ------------------------------------------------------
 
 
-def parse_query(raw: bytes) -> dict[str, list[str]]:
-    """Every parameter of a query string with all its values, as Starlette reads them."""
+def parse_query(raw: bytes, limit: int) -> dict[str, list[str]]:
+    """Every parameter of a query string with all its values, as Starlette reads them.
+
+    More than ``limit`` parameters are refused before any is parsed.
+    """
+    if raw.count(b"&") >= limit:
+        raise errors.invalid_parameter("query", f"more than {limit} parameters in the query string")
     text = raw.decode("latin-1")
     query: dict[str, list[str]] = {}
     if "%" in text or "+" in text:
@@ -81,7 +118,7 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def send_json(
     send: Send, status: int, body: bytes, headers: Mapping[str, str] | None = None
 ) -> None:
-    raw_headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    raw_headers = [*_REPORT_HEADERS, (b"content-length", str(len(body)).encode())]
     if headers:
         raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -89,4 +126,5 @@ async def send_json(
 
 
 async def send_failure(send: Send, error: errors.ApiError) -> None:
+    error = bounded(error)
     await send_json(send, error.status, envelope.failure(error), error.headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -16,6 +16,11 @@ class Runtime:
     settings: Settings
     clock: Clock
     services: Services
+    # Uploads being read, by token id: the simultaneous-call limit applied
+    # before a body is read (see voxmeter.server.ingest).
+    uploads: dict[str, int] = field(default_factory=dict)
+    # Body bytes this worker holds for uploads under way.
+    upload_bytes: int = 0
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -8,6 +8,7 @@ credential cache because admission proves it current in its own transaction
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,12 @@ LEASE_MARGIN = timedelta(seconds=5)
 # was stale; more changes than this during one call is a fault.
 _REREADS = 2
 
+# Token ids found in no credential are remembered this long, so a caller
+# repeating an unknown token costs no database query each time; a token id
+# is minted at random, so none is created while it is remembered here.
+UNKNOWN_TTL_SECONDS = 10.0
+_MAX_UNKNOWN = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -42,6 +49,8 @@ class AccessService:
         self._store = store
         self._settings = settings
         self.credentials = CredentialCache()
+        # Unknown token id -> when it may be looked up again (monotonic).
+        self._unknown: dict[str, float] = {}
 
     async def authenticate(
         self, secret: str, scope: TokenScope, *, cached: bool = False
@@ -57,14 +66,33 @@ class AccessService:
             raise errors.validate_token()
         credential = self.credentials.get(token_id) if cached else None
         if credential is None:
+            if self._known_unknown(token_id):
+                raise errors.validate_token()
             credential = await self._store.find_credential(token_id)
-            if credential is not None and cached:
+            if credential is None:
+                self._remember_unknown(token_id)
+            elif cached:
                 self.credentials.put(token_id, credential)
         if credential is None or not tokens.matches(secret, credential.secret_hash):
             raise errors.validate_token()
         if credential.principal.token.scope is not scope:
             raise errors.wrong_scope()
         return credential.principal
+
+    def _known_unknown(self, token_id: str) -> bool:
+        until = self._unknown.get(token_id)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self._unknown[token_id]
+        return False
+
+    def _remember_unknown(self, token_id: str) -> None:
+        if len(self._unknown) >= _MAX_UNKNOWN:
+            # The oldest entry first: dicts keep insertion order.
+            del self._unknown[next(iter(self._unknown))]
+        self._unknown[token_id] = time.monotonic() + UNKNOWN_TTL_SECONDS
 
     async def reread(self, principal: Principal) -> Principal:
         """The principal as stored now (after admission found it changed); 403 if revoked."""

@@ -84,7 +84,8 @@ class ReportService:
 
 def token_info_rows(token: Token, limit: int, usage: Usage) -> list[dict[str, str]]:
     """Where a token stands today; every value a string, as the platform sends them."""
-    available = max(0, min(limit - usage.token_used, limit - usage.operation_used))
+    # The platform's definition; the operation-wide remainder is in X-RateLimit-Remaining.
+    available = max(0, limit - usage.token_used)
     return [
         {
             "description": token.description,
