@@ -39,6 +39,14 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     previous_month_grace_hours: float = 48.0
     future_skew_seconds: float = 300.0
+    # Statements: a month closes this long after it ends in the operation's
+    # time zone, so late events still land in it; later ones become
+    # adjustments on the next statement.
+    statement_grace_hours: float = 48.0
+    # Who issues the statements, as printed on them (the logo: a PNG or JPEG file).
+    statement_issuer_name: str = "voxmeter"
+    statement_issuer_address: str = ""
+    statement_logo_path: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
@@ -50,12 +58,18 @@ class Settings:
                      "max_range_days", "max_events_up", "max_body_bytes"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
+        if self.statement_grace_hours < 0:
+            raise ValueError("statement_grace_hours must not be negative")
         if self.time_limit_seconds <= 0:
             raise ValueError("time_limit_seconds must be positive")
 
     @property
     def previous_month_grace(self) -> timedelta:
         return timedelta(hours=self.previous_month_grace_hours)
+
+    @property
+    def statement_grace(self) -> timedelta:
+        return timedelta(hours=self.statement_grace_hours)
 
     @property
     def future_skew(self) -> timedelta:

@@ -6,7 +6,16 @@ import os
 
 import click
 
-from voxmeter.cli import client_cmds, db, ledger, operations, serve, tokens, usage
+from voxmeter.cli import (
+    client_cmds,
+    db,
+    ledger,
+    operations,
+    serve,
+    statements,
+    tokens,
+    usage,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,5 +43,8 @@ for command in (
     client_cmds.get,
     client_cmds.watch_command,
     client_cmds.history_group,
+    statements.pricebook,
+    statements.subscribe,
+    statements.statement,
 ):
     main.add_command(command)
