@@ -386,9 +386,10 @@ class StatementService:
     async def preview(self, operation_name: str) -> dict[str, Any]:
         """The operation's current month so far, with any adjustments due, as it would close."""
         operation = await self._operation(operation_name)
-        book, earlier = await self._billing(operation)
-        month = Month.of(operation.local_date(self._clock()))
-        sheet, rated, breakdowns = await self._rate(operation, month, book, earlier)
+        async with self._statements.session():
+            book, earlier = await self._billing(operation)
+            month = Month.of(operation.local_date(self._clock()))
+            sheet, rated, breakdowns = await self._rate(operation, month, book, earlier)
         return document(
             number=None,
             operation=operation,
@@ -416,52 +417,46 @@ class StatementService:
             else await self._store.list_operations()
         )
         outcome = CloseOutcome()
-        for operation in operations:
-            now = self._clock()
-            if not closable(month, operation.zone, now, self._settings.statement_grace):
-                outcome.not_due.append(operation.name)
-                continue
-            try:
-                book, earlier = await self._billing(operation)
-                if any(s.month == str(month) for s in earlier):
-                    outcome.already_closed.append(operation.name)
-                    continue
-                sheet, rated, breakdowns = await self._rate(operation, month, book, earlier)
-            except errors.ApiError:
-                outcome.not_billable.append(operation.name)
-                continue
-
-            def document_for(
-                number: int,
-                operation: Operation = operation,
-                book: PriceBookView = book,
-                sheet: PriceSheet = sheet,
-                rated: Rated = rated,
-                breakdowns: dict[str, dict[str, Decimal]] = breakdowns,
-                now: datetime = now,
-            ) -> str:
-                return encode(
-                    document(
-                        number=number,
-                        operation=operation,
-                        month=month,
-                        book=book.book,
-                        sheet=sheet,
-                        rated=rated,
-                        breakdowns=breakdowns,
-                        issuer=self._issuer(),
-                        closed_at=now,
-                    )
-                )
-
-            stored = await self._statements.close_statement(
-                operation.id, str(month), document_for, now
-            )
-            if stored is None:
-                outcome.already_closed.append(operation.name)
-            else:
-                outcome.closed.append(stored)
+        async with self._statements.session():
+            for operation in operations:
+                await self._close_one(operation, month, outcome)
         return outcome
+
+    async def _close_one(self, operation: Operation, month: Month, outcome: CloseOutcome) -> None:
+        now = self._clock()
+        if not closable(month, operation.zone, now, self._settings.statement_grace):
+            outcome.not_due.append(operation.name)
+            return
+        try:
+            book, earlier = await self._billing(operation)
+            if any(s.month == str(month) for s in earlier):
+                outcome.already_closed.append(operation.name)
+                return
+            sheet, rated, breakdowns = await self._rate(operation, month, book, earlier)
+        except errors.ApiError:
+            outcome.not_billable.append(operation.name)
+            return
+
+        def document_for(number: int) -> str:
+            return encode(
+                document(
+                    number=number,
+                    operation=operation,
+                    month=month,
+                    book=book.book,
+                    sheet=sheet,
+                    rated=rated,
+                    breakdowns=breakdowns,
+                    issuer=self._issuer(),
+                    closed_at=now,
+                )
+            )
+
+        stored = await self._statements.close_statement(operation.id, str(month), document_for, now)
+        if stored is None:
+            outcome.already_closed.append(operation.name)
+        else:
+            outcome.closed.append(stored)
 
     # -- reading -------------------------------------------------------------
 
@@ -490,40 +485,48 @@ class StatementService:
         """
         stored = await self.get(number)
         doc = orjson.loads(stored.document)
-        previous = [
-            s for s in await self._statements.statements(stored.operation_id) if s.number < number
+        async with self._statements.session():
+            previous = [
+                s
+                for s in await self._statements.statements(stored.operation_id)
+                if s.number < number
+            ]
+            since = previous[-1].closed_at if previous else None
+            return [
+                {"line": position, **line, "events": await self._behind(stored, doc, line, since)}
+                for position, line in enumerate(doc["lines"], start=1)
+            ]
+
+    async def _behind(
+        self,
+        stored: StoredStatement,
+        doc: Mapping[str, Any],
+        line: Mapping[str, Any],
+        since: datetime | None,
+    ) -> list[dict[str, Any]]:
+        meter, adjusts = line["meter"], line["adjusts"]
+        if meter is None or (adjusts is not None and since is None):
+            return []
+        month = Month.parse(adjusts["month"] if adjusts else doc["month"])
+        window = LedgerWindow(
+            stored.operation_id,
+            meter,
+            month.first_day,
+            month.last_day,
+            until=stored.closed_at,
+            changed_after=since if adjusts else None,
+        )
+        return [
+            {
+                "event_id": e.event_id,
+                "time": e.occurred_at.isoformat(),
+                "received_at": e.received_at.isoformat(),
+                "quantity": str(_units(meter, e.quantity)),
+                "counted": None if e.counted is None else str(_units(meter, e.counted)),
+                "attributes": None if e.attributes is None else orjson.loads(e.attributes),
+            }
+            for e in await self._statements.events_behind(window)
         ]
-        since = previous[-1].closed_at if previous else None
-        result = []
-        for position, line in enumerate(doc["lines"], start=1):
-            events: list[dict[str, Any]] = []
-            if line["meter"] is not None and (line["adjusts"] is None or since is not None):
-                month = Month.parse(line["adjusts"]["month"] if line["adjusts"] else doc["month"])
-                behind = await self._statements.events_behind(
-                    LedgerWindow(
-                        stored.operation_id,
-                        line["meter"],
-                        month.first_day,
-                        month.last_day,
-                        until=stored.closed_at,
-                        changed_after=since if line["adjusts"] else None,
-                    )
-                )
-                events = [
-                    {
-                        "event_id": e.event_id,
-                        "time": e.occurred_at.isoformat(),
-                        "received_at": e.received_at.isoformat(),
-                        "quantity": str(_units(line["meter"], e.quantity)),
-                        "counted": None
-                        if e.counted is None
-                        else str(_units(line["meter"], e.counted)),
-                        "attributes": None if e.attributes is None else orjson.loads(e.attributes),
-                    }
-                    for e in behind
-                ]
-            result.append({"line": position, **line, "events": events})
-        return result
 
     # -- exporting -----------------------------------------------------------
 

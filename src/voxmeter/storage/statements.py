@@ -2,14 +2,17 @@
 
 Kept apart from :class:`~voxmeter.storage.base.Store`: each backend's
 implementation opens its own short-lived connection per call (statements
-are administrative, not on the report path), and reads the ledger's tables
-directly for the month quantities and the events behind a line.
+are administrative, not on the report path), or one for a whole
+:meth:`StatementStore.session` (a month close of many operations), and
+reads the ledger's tables directly for the month quantities and the events
+behind a line.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -70,6 +73,10 @@ class LedgerWindow:
 
 
 class StatementStore(abc.ABC):
+    @abc.abstractmethod
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """Calls made inside, by the same task, share one connection."""
+
     # -- price books ---------------------------------------------------------
 
     @abc.abstractmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
@@ -47,6 +48,12 @@ _CHANGED_AFTER = """
 """
 
 
+# The connection of the session the current task is in, and its store.
+_SESSION: ContextVar[tuple[PostgresStatementStore, AsyncConnection[Any]] | None] = ContextVar(
+    "postgres_statement_session", default=None
+)
+
+
 def _book(row: Any, versions: tuple[str, ...]) -> PriceBook:
     return PriceBook(row[0], row[1], row[2], row[3], row[4], versions)
 
@@ -61,9 +68,22 @@ class PostgresStatementStore(StatementStore):
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection[Any]]:
+        session = _SESSION.get()
+        if session is not None and session[0] is self:
+            yield session[1]
+            return
         conn = await AsyncConnection.connect(self._url, autocommit=True, options="-c TimeZone=UTC")
         async with conn:
             yield conn
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        async with self._connect() as conn:
+            token = _SESSION.set((self, conn))
+            try:
+                yield
+            finally:
+                _SESSION.reset(token)
 
     async def _all(self, query: str, params: Any = ()) -> list[Any]:
         async with self._connect() as conn:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 
 from voxmeter.contract.meters import GAUGE_METERS
@@ -45,6 +46,12 @@ _CHANGED_AFTER = """
 """
 
 
+# The connection of the session the current task is in, and its store.
+_SESSION: ContextVar[tuple[SQLiteStatementStore, sqlite3.Connection] | None] = ContextVar(
+    "sqlite_statement_session", default=None
+)
+
+
 def _moment(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
 
@@ -63,10 +70,23 @@ class SQLiteStatementStore(StatementStore):
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        session = _SESSION.get()
+        if session is not None and session[0] is self:
+            yield session[1]
+            return
         with closing(sqlite3.connect(self._path, isolation_level=None)) as db:
             db.execute("PRAGMA busy_timeout=10000")
             db.execute("PRAGMA foreign_keys=ON")
             yield db
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        with self._connect() as db:
+            token = _SESSION.set((self, db))
+            try:
+                yield
+            finally:
+                _SESSION.reset(token)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
