@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,15 @@ async def test_a_month_closes_once_after_its_grace_numbered_without_gaps(
     assert [s.document for s in await services.statements.list_statements()] == before
 
 
-def test_two_processes_closing_at_once_keep_one_statement_per_operation(
+CLOSE_AT = """
+import sys, time
+from voxmeter.cli import main
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+main(["statement", "close", *sys.argv[2:]])
+"""
+
+
+def test_processes_closing_at_once_keep_one_statement_per_operation_without_gaps(
     database_url: str, tmp_path: Path
 ) -> None:
     async def prepare(store: Store, settings: Settings) -> None:
@@ -179,10 +188,14 @@ def test_two_processes_closing_at_once_keep_one_statement_per_operation(
         "VOXMETER_DATABASE_URL": database_url,
         "VOXMETER_STATEMENT_GRACE_HOURS": "0",
     }
-    command = [sys.executable, "-m", "voxmeter", "statement", "close", "--month", "2026-10"]
+    # Each closer imports everything first, then waits for the same instant,
+    # so they read, rate and write at the same time: two close every
+    # operation, and two close one each, which race for the next numbers.
+    start_at = str(time.time() + 5)
+    command = [sys.executable, "-c", CLOSE_AT, start_at, "--month", "2026-10"]
     closers = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(2)
+        subprocess.Popen([*command, *only], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for only in ([], [], ["--operation", "Operation 11"], ["--operation", "Operation 5"])
     ]
     for closer in closers:
         _, err = closer.communicate(timeout=120)

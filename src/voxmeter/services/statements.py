@@ -43,6 +43,7 @@ from voxmeter.services.statement_exports import ExportFormat, encode, export, ex
 from voxmeter.storage.base import Store
 from voxmeter.storage.statements import (
     LedgerWindow,
+    PendingStatement,
     PriceBook,
     PriceBookExists,
     StatementStore,
@@ -51,6 +52,7 @@ from voxmeter.storage.statements import (
 
 _ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _UNCHANGED: Any = object()
+_CLOSE_BATCH = 100
 
 
 def _invalid(reason: str) -> errors.ApiError:
@@ -302,12 +304,17 @@ class StatementService:
 
     # -- rating --------------------------------------------------------------
 
-    async def _billing(self, operation: Operation) -> tuple[PriceBookView, list[StoredStatement]]:
+    async def _billing(
+        self, operation: Operation, books: dict[int, PriceBookView] | None = None
+    ) -> tuple[PriceBookView, list[StoredStatement]]:
+        """The operation's price book (from ``books`` if there) and its closed statements."""
         book_id = await self._statements.subscription(operation.id)
         if book_id is None:
             raise errors.ApiError(409, errors.NOT_SUBSCRIBED.format(name=operation.name))
-        book = self._view(await self._statements.price_book_by_id(book_id))
-        return book, await self._statements.statements(operation.id)
+        books = {} if books is None else books
+        if book_id not in books:
+            books[book_id] = self._view(await self._statements.price_book_by_id(book_id))
+        return books[book_id], await self._statements.statements(operation.id)
 
     async def _quantities(self, operation: Operation, month: Month) -> dict[str, Decimal]:
         scaled = await self._statements.month_quantities(
@@ -417,25 +424,46 @@ class StatementService:
             else await self._store.list_operations()
         )
         outcome = CloseOutcome()
+        now = self._clock()
+        books: dict[int, PriceBookView] = {}
         async with self._statements.session():
-            for operation in operations:
-                await self._close_one(operation, month, outcome)
+            pending = [
+                (operation, statement)
+                for operation in operations
+                if (statement := await self._prepare(operation, month, now, books, outcome))
+            ]
+            # Kept in batches: fewer commits, and no write lock held for long.
+            for start in range(0, len(pending), _CLOSE_BATCH):
+                batch = pending[start : start + _CLOSE_BATCH]
+                kept = await self._statements.close_statements(
+                    str(month), [statement for _, statement in batch], now
+                )
+                outcome.closed.extend(kept)
+                ids = {stored.operation_id for stored in kept}
+                outcome.already_closed.extend(o.name for o, _ in batch if o.id not in ids)
         return outcome
 
-    async def _close_one(self, operation: Operation, month: Month, outcome: CloseOutcome) -> None:
-        now = self._clock()
+    async def _prepare(
+        self,
+        operation: Operation,
+        month: Month,
+        now: datetime,
+        books: dict[int, PriceBookView],
+        outcome: CloseOutcome,
+    ) -> PendingStatement | None:
+        """The operation's statement of ``month``, but for its number; None when skipped."""
         if not closable(month, operation.zone, now, self._settings.statement_grace):
             outcome.not_due.append(operation.name)
-            return
+            return None
         try:
-            book, earlier = await self._billing(operation)
+            book, earlier = await self._billing(operation, books)
             if any(s.month == str(month) for s in earlier):
                 outcome.already_closed.append(operation.name)
-                return
+                return None
             sheet, rated, breakdowns = await self._rate(operation, month, book, earlier)
         except errors.ApiError:
             outcome.not_billable.append(operation.name)
-            return
+            return None
 
         def document_for(number: int) -> str:
             return encode(
@@ -452,11 +480,7 @@ class StatementService:
                 )
             )
 
-        stored = await self._statements.close_statement(operation.id, str(month), document_for, now)
-        if stored is None:
-            outcome.already_closed.append(operation.name)
-        else:
-            outcome.closed.append(stored)
+        return PendingStatement(operation.id, document_for)
 
     # -- reading -------------------------------------------------------------
 

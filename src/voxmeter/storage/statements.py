@@ -11,7 +11,7 @@ behind a line.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -70,6 +70,14 @@ class LedgerWindow:
     last_day: date
     until: datetime
     changed_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStatement:
+    """A statement ready to keep, but for its number, which the document shows."""
+
+    operation_id: int
+    document_for: Callable[[int], str]
 
 
 class StatementStore(abc.ABC):
@@ -133,18 +141,14 @@ class StatementStore(abc.ABC):
     # -- statements ----------------------------------------------------------
 
     @abc.abstractmethod
-    async def close_statement(
-        self,
-        operation_id: int,
-        month: str,
-        document_for: Callable[[int], str],
-        now: datetime,
-    ) -> StoredStatement | None:
-        """Keep the operation's statement of ``month``, numbered next; None if it exists.
+    async def close_statements(
+        self, month: str, pending: Sequence[PendingStatement], now: datetime
+    ) -> list[StoredStatement]:
+        """Keep each operation's statement of ``month``, numbered on; skip those that exist.
 
-        The number is taken in the same transaction (gapless across every
-        operation), and the insert does nothing on the (operation, month)
-        key, so concurrent closers of the same month keep exactly one.
+        One transaction: the numbers are taken in it (gapless across every
+        operation), and each insert does nothing on the (operation, month)
+        key, so concurrent closers of the same month keep exactly one each.
         """
 
     @abc.abstractmethod

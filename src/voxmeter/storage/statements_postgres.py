@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -14,6 +14,7 @@ from voxmeter.contract.meters import GAUGE_METERS
 from voxmeter.storage.statements import (
     EventBehind,
     LedgerWindow,
+    PendingStatement,
     PriceBook,
     PriceBookExists,
     StatementStore,
@@ -227,31 +228,33 @@ class PostgresStatementStore(StatementStore):
 
     # -- statements ----------------------------------------------------------
 
-    async def close_statement(
-        self,
-        operation_id: int,
-        month: str,
-        document_for: Callable[[int], str],
-        now: datetime,
-    ) -> StoredStatement | None:
+    async def close_statements(
+        self, month: str, pending: Sequence[PendingStatement], now: datetime
+    ) -> list[StoredStatement]:
+        kept = []
         async with self._connect() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_NUMBERING_LOCK,))
-            cursor = await conn.execute(
-                "SELECT 1 FROM statements WHERE operation_id = %s AND month = %s",
-                (operation_id, month),
-            )
-            if await cursor.fetchone():
-                return None
             cursor = await conn.execute("SELECT coalesce(max(number), 0) + 1 FROM statements")
             (number,) = await cursor.fetchone() or (1,)
             cursor = await conn.execute(
-                "INSERT INTO statements (number, operation_id, month, closed_at, document)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (operation_id, month) DO NOTHING"
-                f" RETURNING {_STATEMENT_COLUMNS}",
-                (number, operation_id, month, now, document_for(number)),
+                "SELECT operation_id FROM statements WHERE month = %s AND operation_id = ANY(%s)",
+                (month, [statement.operation_id for statement in pending]),
             )
-            row = await cursor.fetchone()
-        return None if row is None else _statement(row)
+            closed = {operation_id for (operation_id,) in await cursor.fetchall()}
+            for statement in pending:
+                if statement.operation_id in closed:
+                    continue
+                cursor = await conn.execute(
+                    "INSERT INTO statements (number, operation_id, month, closed_at, document)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (operation_id, month) DO NOTHING"
+                    f" RETURNING {_STATEMENT_COLUMNS}",
+                    (number, statement.operation_id, month, now, statement.document_for(number)),
+                )
+                row = await cursor.fetchone()
+                if row is not None:
+                    kept.append(_statement(row))
+                    number += 1
+        return kept
 
     async def statements(
         self, operation_id: int | None = None, month: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, closing, contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta
@@ -14,6 +14,7 @@ from voxmeter.storage.sqlite import sqlite_path
 from voxmeter.storage.statements import (
     EventBehind,
     LedgerWindow,
+    PendingStatement,
     PriceBook,
     PriceBookExists,
     StatementStore,
@@ -237,28 +238,34 @@ class SQLiteStatementStore(StatementStore):
 
     # -- statements ----------------------------------------------------------
 
-    async def close_statement(
-        self,
-        operation_id: int,
-        month: str,
-        document_for: Callable[[int], str],
-        now: datetime,
-    ) -> StoredStatement | None:
+    async def close_statements(
+        self, month: str, pending: Sequence[PendingStatement], now: datetime
+    ) -> list[StoredStatement]:
+        kept = []
         with self._write() as db:
-            if db.execute(
-                "SELECT 1 FROM statements WHERE operation_id = ? AND month = ?",
-                (operation_id, month),
-            ).fetchone():
-                return None
             (number,) = db.execute("SELECT coalesce(max(number), 0) + 1 FROM statements").fetchone()
-            document = document_for(number)
-            row = db.execute(
-                "INSERT INTO statements (number, operation_id, month, closed_at, document)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (operation_id, month) DO NOTHING"
-                f" RETURNING {_STATEMENT_COLUMNS}",
-                (number, operation_id, month, utc_micros(now), document),
-            ).fetchone()
-        return None if row is None else _statement(row)
+            for statement in pending:
+                if db.execute(
+                    "SELECT 1 FROM statements WHERE operation_id = ? AND month = ?",
+                    (statement.operation_id, month),
+                ).fetchone():
+                    continue
+                row = db.execute(
+                    "INSERT INTO statements (number, operation_id, month, closed_at, document)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (operation_id, month) DO NOTHING"
+                    f" RETURNING {_STATEMENT_COLUMNS}",
+                    (
+                        number,
+                        statement.operation_id,
+                        month,
+                        utc_micros(now),
+                        statement.document_for(number),
+                    ),
+                ).fetchone()
+                if row is not None:
+                    kept.append(_statement(row))
+                    number += 1
+        return kept
 
     async def statements(
         self, operation_id: int | None = None, month: str | None = None
