@@ -293,6 +293,10 @@ async def test_price_changes_apply_from_their_month_and_never_to_a_closed_one(
     with pytest.raises(ApiError) as refused:
         await services.statements.set_price("Standard", "2026-11", "ivr_calls", unit_price="1")
     assert refused.value.status == 409
+    await services.statements.create_price_book("Pesos", "COP")
+    with pytest.raises(ApiError) as refused:
+        await services.statements.subscribe("Acme BPO", "Pesos")
+    assert refused.value.status == 409
     clock.advance(days=10)
     await services.usage.record(
         acme, [{"id": "d1", "meter": "ivr_calls", "quantity": 1500, "time": "2026-12-10T10:00Z"}]

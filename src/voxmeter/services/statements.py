@@ -292,8 +292,18 @@ class StatementService:
         return await self.price_book(book_name)
 
     async def subscribe(self, operation_name: str, book_name: str) -> None:
+        """Bill the operation on the price book; 409 for a book in another currency than
+        its closed statements (their adjustments could not be added up)."""
         operation = await self._operation(operation_name)
         view = await self.price_book(book_name)
+        closed = await self._statements.statements(operation.id)
+        if closed:
+            billed_in = orjson.loads(closed[-1].document)["currency"]
+            if billed_in != view.book.currency:
+                raise errors.ApiError(
+                    409,
+                    errors.CURRENCY_CHANGE.format(name=operation.name, currency=billed_in),
+                )
         await self._statements.subscribe(operation.id, view.book.id, self._clock())
 
     async def _operation(self, name: str) -> Operation:
