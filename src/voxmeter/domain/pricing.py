@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -312,7 +312,6 @@ class Line:
     description: str = ""
     # For an adjustment: what it adjusts (statement number, month, meter).
     adjusts: Mapping[str, Any] | None = None
-    breakdown: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,14 +396,3 @@ def rate_month(
 ) -> Rated:
     """A month's statement: its usage lines, any ``extra`` (adjustment) lines, tax, total."""
     return total([*usage_lines(quantities, sheet), *extra], sheet)
-
-
-def month_amounts(quantities: Mapping[str, Decimal], sheet: PriceSheet) -> dict[str, Decimal]:
-    """What a month's usage comes to, per meter and per ``minimum``/``cap`` key.
-
-    Comparing these before and after a late change gives the adjustments.
-    """
-    amounts: dict[str, Decimal] = {}
-    for line in usage_lines(quantities, sheet):
-        amounts[line.meter or line.kind.value] = line.amount
-    return amounts
