@@ -30,6 +30,7 @@ import psycopg
 from bench import overview
 from bench.load import load, wrk_available
 from bench.report import markdown
+from bench.statements import statements_bench
 from voxmeter.domain import tokens
 from voxmeter.domain.models import LedgerEvent, NewOperation, TokenScope
 from voxmeter.domain.usage import fingerprint
@@ -251,16 +252,21 @@ def latency_at(url: str, secret: str, seconds: float) -> float:
         return load(base + REPORT_PATH, secret, 1, seconds).p50_ms
 
 
+PARTS = ["report", "volume", "ingest", "import", "postgres", "overview", "statements"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small volumes and short runs")
     parser.add_argument(
         "--only",
-        choices=["report", "volume", "ingest", "import", "postgres", "overview"],
+        choices=PARTS,
         action="append",
     )
     args = parser.parse_args()
-    parts = set(args.only or ["report", "volume", "ingest", "import", "postgres", "overview"])
+    parts = set(
+        args.only or ["report", "volume", "ingest", "import", "postgres", "overview", "statements"]
+    )
     seconds = 2.0 if args.quick else 6.0
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -328,6 +334,26 @@ def main() -> None:
                 f"sqlite:///{workdir / 'overview.db'}", operations, events,
                 20 if args.quick else 100, serving, voxmeter_server,
             )  # fmt: skip
+        if "statements" in parts:
+            events = 100_000 if args.quick else 10_000_000
+
+            def voxmeter_serving(env: dict[str, str]) -> Any:
+                return serving(voxmeter_server(), {**GENEROUS, **env})
+
+            print(f"statements: SQLite, 1,000 operations, {events:,} events", file=sys.stderr)
+            close_url = f"sqlite:///{workdir / 'statements.db'}"
+            close_world = asyncio.run(prepare(close_url))
+            results["sqlite_statements"] = statements_bench(
+                close_url, close_world["report"], 1000, events, seconds, voxmeter_serving,
+                REPORT_PATH,
+            )  # fmt: skip
+            print(f"statements: PostgreSQL, 1,000 operations, {events:,} events", file=sys.stderr)
+            with postgres_database() as pg_url:
+                close_world = asyncio.run(prepare(pg_url))
+                results["postgres_statements"] = statements_bench(
+                    pg_url, close_world["report"], 1000, events, seconds, voxmeter_serving,
+                    REPORT_PATH,
+                )  # fmt: skip
     # Only a full run replaces the figures the README quotes.
     out = HERE if not (args.quick or args.only) else HERE / "out"
     out.mkdir(exist_ok=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 REPORT_GOALS = (("SQLite", "sqlite_limits_on", 0.30), ("PostgreSQL", "postgres_limits_on", 0.12))
 INGEST_GOALS = (("SQLite", "sqlite_ingest", 100_000), ("PostgreSQL", "postgres_ingest", 30_000))
+STATEMENT_GOALS = (("SQLite", "sqlite_statements", 60), ("PostgreSQL", "postgres_statements", 30))
 
 
 def _verdict(met: bool, detail: str) -> str:
@@ -77,6 +78,16 @@ def _figures_table(results: dict[str, Any]) -> list[str]:
             f"| admin API overview, SQLite, same data | p50 {o['api']['p50_ms']} ms,"
             f" p99 {o['api']['p99_ms']} ms, {o['api_kb']:,} KB |"
         )
+    for label, key, _ in STATEMENT_GOALS:
+        if key in results:
+            run = results[key]
+            lines.append(
+                f"| month close, {label}: {run['statements']:,} statements"
+                f" ({run['operations']:,} operations × {run['meters']} meters,"
+                f" {run['events']:,} events) | {run['close_seconds']} s; reports meanwhile"
+                f" {run['reports_during_per_second']:,}/s vs {run['reports_alone_per_second']:,}/s"
+                f" alone |"
+            )
     return lines
 
 
@@ -127,6 +138,18 @@ def _goals_table(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| overview page < 400 KB transferred | {_verdict(weight < 400, f'{weight:,} KB')} |"
         )
+    for label, key, goal in STATEMENT_GOALS:
+        if key in results:
+            run = results[key]
+            seconds, ratio = run["close_seconds"], run["reports_ratio"]
+            lines.append(
+                f"| month close < {goal} s on {label} |"
+                f" {_verdict(seconds < goal, f'{seconds} s')} |"
+            )
+            lines.append(
+                f"| reports during the close ≥ 80 % of their rate on {label} |"
+                f" {_verdict(ratio >= 0.8, f'{ratio * 100:.0f} %')} |"
+            )
     if len(results.get("import", [])) == 2:
         small, large = results["import"]
         flat = large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"]

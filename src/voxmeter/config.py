@@ -74,6 +74,14 @@ class Settings:
     portal_secret: str = dataclass_field(default="", repr=False)
     portal_link_days: int = 30
     admin_session_hours: float = 12.0
+    # Statements: a month closes this long after it ends in the operation's
+    # time zone, so late events still land in it; later ones become
+    # adjustments on the next statement.
+    statement_grace_hours: float = 48.0
+    # Who issues the statements, as printed on them (the logo: a PNG or JPEG file).
+    statement_issuer_name: str = "voxmeter"
+    statement_issuer_address: str = ""
+    statement_logo_path: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
@@ -84,10 +92,16 @@ class Settings:
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.statement_grace_hours < 0:
+            raise ValueError("statement_grace_hours must not be negative")
 
     @property
     def previous_month_grace(self) -> timedelta:
         return timedelta(hours=self.previous_month_grace_hours)
+
+    @property
+    def statement_grace(self) -> timedelta:
+        return timedelta(hours=self.statement_grace_hours)
 
     @property
     def future_skew(self) -> timedelta:

@@ -19,9 +19,11 @@ from voxmeter.services.admin import OperationService, TokenService
 from voxmeter.services.health import HealthService
 from voxmeter.services.ledger import LedgerService
 from voxmeter.services.reports import ReportService
+from voxmeter.services.statements import StatementService
 from voxmeter.services.usage import UsageService
 from voxmeter.storage import schema
 from voxmeter.storage.base import Store
+from voxmeter.storage.statements import statement_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Services:
     reports: ReportService
     ledger: LedgerService
     health: HealthService
+    statements: StatementService
 
     @classmethod
     def over(cls, store: Store, settings: Settings, clock: Clock) -> Services:
@@ -46,4 +49,5 @@ class Services:
             reports=ReportService(store),
             ledger=LedgerService(store),
             health=HealthService(store, schema.head_revision()),
+            statements=StatementService(store, statement_store(store.url), settings, clock),
         )

@@ -26,14 +26,27 @@ async def _in_utc(conn: Connection) -> None:
     await conn.execute("SET TimeZone TO 'UTC'")
 
 
-async def open_pool(url: str, size: int) -> Pool:
-    """A pool of autocommit connections in UTC; ``?pgbouncer=true`` prepares nothing."""
+def _connection_arguments(url: str) -> tuple[str, dict[str, Any]]:
     conninfo, pgbouncer = split_pgbouncer_flag(url)
     kwargs: dict[str, Any] = {"autocommit": True}
     if pgbouncer:
         # In transaction mode each transaction may run on another server
         # connection, where a statement prepared on the last one is unknown.
         kwargs["prepare_threshold"] = None
+    return conninfo, kwargs
+
+
+async def connect(url: str) -> Connection:
+    """One autocommit connection in UTC, made as the pool makes its own."""
+    conninfo, kwargs = _connection_arguments(url)
+    conn = await AsyncConnection.connect(conninfo, **kwargs)
+    await _in_utc(conn)
+    return conn
+
+
+async def open_pool(url: str, size: int) -> Pool:
+    """A pool of autocommit connections in UTC; ``?pgbouncer=true`` prepares nothing."""
+    conninfo, kwargs = _connection_arguments(url)
     pool: Pool = AsyncConnectionPool(
         conninfo, min_size=1, max_size=size, kwargs=kwargs, configure=_in_utc, open=False
     )
