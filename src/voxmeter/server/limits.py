@@ -148,6 +148,16 @@ class LimitedCall:
         if admitted is None:  # limits off
             return
         self._admitted = None
+        watch, hung_up = self._watch, False
+        if isinstance(watch, asyncio.Task) and watch.done() and watch.exception() is None:
+            # The watch has cancelled this call: that cancellation was
+            # delivered at the call's await and is taken back here.
+            hung_up = True
+            call = asyncio.current_task()
+            assert call is not None
+            call.uncancel()
+        elif watch is not None:
+            watch.cancel()
         try:
             await self._deadline.__aexit__(exc_type, exc, traceback)
         except TimeoutError:
@@ -157,3 +167,5 @@ class LimitedCall:
             # been delivered by now, so this await is not interrupted by it.
             principal, admission = admitted
             await self._runtime.services.access.release(principal.token, admission)
+        if hung_up:
+            raise errors.ApiError(499, errors.CLIENT_CLOSED)
