@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, free_port
 from voxmeter.cli.serve import serve
+from voxmeter.config import Settings
 from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
@@ -217,3 +218,56 @@ def test_serve_wants_both_tls_files(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "give --ssl-certfile and --ssl-keyfile together" in result.output
 
+
+ALLOWED_ORIGIN = "https://dashboard.example.com"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"cors_origins": f"{ALLOWED_ORIGIN}, https://b.test"}]
+)
+@pytest.mark.parametrize("path", [BILLING, "/api/v2/events"])
+def test_a_listed_origin_gets_its_preflight_and_cors_headers(
+    server: RunningServer, report: str, path: str
+) -> None:
+    with server.client() as http:
+        preflight = http.options(
+            path,
+            headers={
+                "Origin": ALLOWED_ORIGIN,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "wolkvox-token",
+            },
+        )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+    assert "wolkvox-token" in preflight.headers["access-control-allow-headers"]
+    with server.client(report) as http:
+        answers = [
+            http.get(BILLING, params={"api": "ivr_calls"}, headers={"Origin": ALLOWED_ORIGIN}),
+            http.get(BILLING, params={"api": "nope"}, headers={"Origin": ALLOWED_ORIGIN}),
+            http.get("/openapi.json", headers={"Origin": ALLOWED_ORIGIN}),
+        ]
+    for answer in answers:
+        assert answer.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, answer
+        assert "X-RateLimit-Remaining" in answer.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": ALLOWED_ORIGIN}, {}])
+def test_an_unlisted_origin_gets_no_cors_headers(server: RunningServer, report: str) -> None:
+    elsewhere = {"Origin": "https://evil.example.com"}
+    with server.client(report) as http:
+        answer = http.get(BILLING, params={"api": "ivr_calls"}, headers=elsewhere)
+        preflight = http.options(
+            BILLING, headers={**elsewhere, "Access-Control-Request-Method": "GET"}
+        )
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
+    assert preflight.status_code == 405
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.mark.parametrize("origins", ["dashboard.example.com", "https://a.test/path"])
+def test_cors_origins_must_be_origins(origins: str) -> None:
+    with pytest.raises(ValueError, match="cors_origins"):
+        Settings(cors_origins=origins)
