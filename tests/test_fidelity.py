@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, free_port
 from voxmeter.cli.serve import serve
+from voxmeter.config import Settings
+from voxmeter.domain.models import TokenScope
 from voxmeter.storage.base import Store
 
 BILLING = "/api/v2/billing.php"
@@ -109,6 +112,67 @@ async def test_available_consumption_options_is_the_tokens_own_remainder(
     assert answer.headers["x-ratelimit-remaining"] == "2993"  # the operation's remainder
 
 
+def _abandon(server: RunningServer, requests: list[bytes], after: float) -> None:
+    """Send each request on its own connection, then hang up on all of them."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in requests]
+    try:
+        for connection, request in zip(connections, requests, strict=True):
+            connection.sendall(request)
+        time.sleep(after)
+    finally:
+        for connection in connections:
+            connection.close()
+    time.sleep(0.1)  # the server sees the connections close
+
+
+HANGING_UP = {"simulated_latency_seconds": 1.5}
+
+
+@pytest.mark.parametrize("settings_overrides", [HANGING_UP])
+def test_a_report_call_abandoned_by_its_client_frees_its_slot_at_once(
+    server: RunningServer, report: str
+) -> None:
+    call = (
+        f"GET {BILLING}?api=ivr_calls HTTP/1.1\r\nHost: x\r\nwolkvox-token: {report}\r\n\r\n"
+    ).encode()
+    _abandon(server, [call] * server.settings.concurrency_per_token, after=0.3)
+    with server.client(report) as http:
+        answer = http.get(BILLING, params={"api": "ivr_calls"})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("settings_overrides", [HANGING_UP])
+async def test_an_upload_abandoned_by_its_client_frees_its_slot_at_once(
+    server: RunningServer, store: Store, clock: FakeClock
+) -> None:
+    operation = await add_operation(store, clock)
+    ingest = await add_token(store, clock, operation, TokenScope.INGEST)
+
+    def upload(event_id: str) -> bytes:
+        body = (
+            f'{{"events": [{{"id": "{event_id}", "meter": "ivr_calls", "quantity": 1, '
+            f'"time": "2026-11-24T12:00:00Z"}}]}}'
+        ).encode()
+        head = (
+            f"POST /api/v2/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nwolkvox-token: {ingest}\r\n\r\n"
+        ).encode()
+        return head + body
+
+    _abandon(server, [upload("a"), upload("b")], after=0.3)
+    with server.client(ingest) as http:
+        answer = http.post(
+            "/api/v2/events",
+            json={
+                "events": [
+                    {"id": "c", "meter": "ivr_calls", "quantity": 1, "time": "2026-11-24T12:00:00Z"}
+                ]
+            },
+        )
+    assert answer.status_code == 200, answer.text
+
+
 async def test_serve_speaks_tls_with_a_given_certificate(
     store: Store, clock: FakeClock, report: str, database_url: str, tmp_path: Path
 ) -> None:
@@ -153,3 +217,57 @@ def test_serve_wants_both_tls_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(serve, ["--ssl-certfile", str(cert)])
     assert result.exit_code == 2
     assert "give --ssl-certfile and --ssl-keyfile together" in result.output
+
+
+ALLOWED_ORIGIN = "https://dashboard.example.com"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"cors_origins": f"{ALLOWED_ORIGIN}, https://b.test"}]
+)
+@pytest.mark.parametrize("path", [BILLING, "/api/v2/events"])
+def test_a_listed_origin_gets_its_preflight_and_cors_headers(
+    server: RunningServer, report: str, path: str
+) -> None:
+    with server.client() as http:
+        preflight = http.options(
+            path,
+            headers={
+                "Origin": ALLOWED_ORIGIN,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "wolkvox-token",
+            },
+        )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+    assert "wolkvox-token" in preflight.headers["access-control-allow-headers"]
+    with server.client(report) as http:
+        answers = [
+            http.get(BILLING, params={"api": "ivr_calls"}, headers={"Origin": ALLOWED_ORIGIN}),
+            http.get(BILLING, params={"api": "nope"}, headers={"Origin": ALLOWED_ORIGIN}),
+            http.get("/openapi.json", headers={"Origin": ALLOWED_ORIGIN}),
+        ]
+    for answer in answers:
+        assert answer.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, answer
+        assert "X-RateLimit-Remaining" in answer.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": ALLOWED_ORIGIN}, {}])
+def test_an_unlisted_origin_gets_no_cors_headers(server: RunningServer, report: str) -> None:
+    elsewhere = {"Origin": "https://evil.example.com"}
+    with server.client(report) as http:
+        answer = http.get(BILLING, params={"api": "ivr_calls"}, headers=elsewhere)
+        preflight = http.options(
+            BILLING, headers={**elsewhere, "Access-Control-Request-Method": "GET"}
+        )
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
+    assert preflight.status_code == 405
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.mark.parametrize("origins", ["dashboard.example.com", "https://a.test/path"])
+def test_cors_origins_must_be_origins(origins: str) -> None:
+    with pytest.raises(ValueError, match="cors_origins"):
+        Settings(cors_origins=origins)

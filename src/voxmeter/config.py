@@ -7,6 +7,7 @@ lists them with the variable that changes each.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
@@ -23,6 +24,9 @@ _POSITIVE = (
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
     "body_timeout_seconds",
 )  # fmt: skip
+
+# What a browser sends as Origin: scheme, host and port only, no path.
+_ORIGIN = re.compile(r"https?://[^/\s,]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,8 @@ class Settings:
     statement_issuer_name: str = "voxmeter"
     statement_issuer_address: str = ""
     statement_logo_path: str = ""
+    # Browser origins allowed to call (CORS), comma-separated; none by default.
+    cors_origins: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
@@ -94,6 +100,16 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.statement_grace_hours < 0:
             raise ValueError("statement_grace_hours must not be negative")
+        for origin in self.allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"cors_origins: {origin!r} is not an origin like https://app.example.com"
+                )
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """The origins :attr:`cors_origins` lists."""
+        return frozenset(part.strip() for part in self.cors_origins.split(",") if part.strip())
 
     @property
     def previous_month_grace(self) -> timedelta:

@@ -17,6 +17,7 @@ from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.domain.clock import Clock, system_clock
 from voxmeter.server import responses, routes
+from voxmeter.server.cors import Cors
 from voxmeter.server.observability import Observability
 from voxmeter.server.runtime import Runtime
 from voxmeter.services import Services
@@ -78,12 +79,21 @@ class VoxmeterApp(Starlette):
     paths (405), goes through Starlette as usual.
     """
 
-    def __init__(self, *args: Any, access_logs: bool, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, access_logs: bool, cors_origins: frozenset[str], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.add_middleware(UnexpectedErrors)
+        # Only when origins are listed: otherwise CORS costs no call anything.
+        if cors_origins:
+            self.add_middleware(Cors, origins=cors_origins)
         self.add_middleware(Observability, known_paths=routes.PATHS, access_logs=access_logs)
         self.direct_paths: dict[str, ASGIApp] = {
-            route.path: Observability(route.handler, routes.PATHS, access_logs)
+            route.path: Observability(
+                Cors(route.handler, cors_origins) if cors_origins else route.handler,
+                routes.PATHS,
+                access_logs,
+            )
             for route in routes.ROUTES
             if route.direct
         }
@@ -145,6 +155,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         },
         lifespan=lifespan,
         access_logs=settings.access_logs,
+        cors_origins=settings.allowed_origins,
     )
 
 

@@ -191,14 +191,16 @@ async def post_events(request: Request) -> Response:
     runtime, principal = await authenticate(request, TokenScope.INGEST)
     async with _Upload(runtime, principal) as upload:
         raws = await upload.items(request, "events")
-        return await _record(runtime, principal, raws)
+        return await _record(runtime, principal, raws, request)
 
 
-async def _record(runtime: Runtime, principal: Principal, raws: list[object]) -> Response:
+async def _record(
+    runtime: Runtime, principal: Principal, raws: list[object], request: Request
+) -> Response:
     usage = runtime.services.usage
     now = runtime.clock()
     events = await usage.validate(principal.operation, raws, now)
-    async with LimitedCall(runtime, principal) as call:
+    async with LimitedCall(runtime, principal, request.receive) as call:
         outcome = await usage.store(principal.operation, events, now)
         summary = {
             "received": len(events),
@@ -215,13 +217,15 @@ async def post_corrections(request: Request) -> Response:
     runtime, principal = await authenticate(request, TokenScope.INGEST)
     async with _Upload(runtime, principal) as upload:
         raws = await upload.items(request, "corrections")
-        return await _correct(runtime, principal, raws)
+        return await _correct(runtime, principal, raws, request)
 
 
-async def _correct(runtime: Runtime, principal: Principal, raws: list[object]) -> Response:
+async def _correct(
+    runtime: Runtime, principal: Principal, raws: list[object], request: Request
+) -> Response:
     usage = runtime.services.usage
     corrections = await usage.plan_corrections(principal.operation, raws)
-    async with LimitedCall(runtime, principal) as call:
+    async with LimitedCall(runtime, principal, request.receive) as call:
         results = await usage.apply_corrections(principal.operation, corrections)
         summary = {
             "applied": results.count(CorrectionResult.APPLIED),
@@ -259,7 +263,7 @@ async def list_events(request: Request) -> Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LISTING:
         raise errors.invalid_parameter("limit", f"a whole number from 1 to {MAX_LISTING}")
     usage, operation, limit = runtime.services.usage, principal.operation, int(raw_limit)
-    async with LimitedCall(runtime, principal) as call:
+    async with LimitedCall(runtime, principal, request.receive) as call:
         if view == "accepted":
             rows = [_entry(e) for e in await usage.events(operation, limit)]
         else:

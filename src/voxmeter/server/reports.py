@@ -79,11 +79,11 @@ def _capped(body: bytes, settings: Settings) -> bytes:
 
 
 async def _billing(
-    runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
+    runtime: Runtime, principal: Principal, meter: Meter, query: Query, receive: Receive, send: Send
 ) -> None:
     today = principal.operation.local_date(runtime.clock())
     period, daily = _period(query, today, runtime.settings)
-    async with LimitedCall(runtime, principal) as call:
+    async with LimitedCall(runtime, principal, receive) as call:
         operation = call.principal.operation
         if operation is not principal.operation:  # changed since it was cached
             period, daily = _period(query, operation.local_date(runtime.clock()), runtime.settings)
@@ -97,9 +97,9 @@ async def _billing(
 
 
 async def _information(
-    runtime: Runtime, principal: Principal, meter: Meter, query: Query, send: Send
+    runtime: Runtime, principal: Principal, meter: Meter, query: Query, receive: Receive, send: Send
 ) -> None:
-    async with LimitedCall(runtime, principal) as call:
+    async with LimitedCall(runtime, principal, receive) as call:
         token, operation = call.principal.token, call.principal.operation
         reports = runtime.services.reports
         if meter.api == "services":
@@ -111,7 +111,7 @@ async def _information(
     await send_json(send, 200, body, call.headers)  # after the slot is released
 
 
-Answer = Callable[[Runtime, Principal, Meter, Query, Send], Awaitable[None]]
+Answer = Callable[[Runtime, Principal, Meter, Query, Receive, Send], Awaitable[None]]
 
 
 class ReportEndpoint:
@@ -134,7 +134,7 @@ class ReportEndpoint:
             if meter is None:
                 raise errors.api_does_not_exist()
             scope[API_SCOPE_KEY] = meter.api
-            await self.answer(runtime, principal, meter, query, send)
+            await self.answer(runtime, principal, meter, query, receive, send)
         except Exception as exc:
             # These endpoints bypass Starlette's error handling (see app.py).
             # Nothing was sent yet: every answer is sent whole, at the end.
