@@ -236,9 +236,11 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers and its schema is the one this version needs."""
+    """The database answers and its schema is the one this version needs, within the bound."""
+    runtime = runtime_of(request)
     try:
-        current = await runtime_of(request).services.health.schema_current()
+        async with asyncio.timeout(runtime.settings.ready_timeout_seconds):
+            current = await runtime.services.health.schema_current()
     except Exception as exc:  # any failure means "do not send traffic here"
         logging.getLogger("voxmeter.server").warning("not ready: %s", type(exc).__name__)
         return _probe(False, "database unreachable")
