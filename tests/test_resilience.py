@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,7 +25,10 @@ from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.domain.models import TokenScope
 from voxmeter.server.app import create_app
+from voxmeter.services import Services
+from voxmeter.storage import open_store, schema
 from voxmeter.storage.base import Store
+from voxmeter.storage.ports import StoreFull
 
 REPORT = "/api/v2/billing.php?api=ivr_calls"
 READY_BOUND_SECONDS = 1.0
@@ -191,3 +195,106 @@ def test_a_database_outage_is_answered_at_once_and_healed_within_seconds(
             assert time.monotonic() - resumed < BACK_WITHIN_SECONDS, "not back in time"
             time.sleep(0.05)
         assert http.get("/readyz").status_code == 200
+
+
+# -- a full disk (SQLite) ----------------------------------------------------------
+
+DISK_MB = 8
+RESERVE = 2 * 1024 * 1024
+
+
+@pytest.fixture
+def small_disk(tmp_path: Any) -> Iterator[str]:
+    """A directory on a file system of a few megabytes, mounted for the test."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(where)], check=True
+    )
+    try:
+        yield str(where)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+@pytest.fixture
+async def full_disk_store(small_disk: str) -> AsyncIterator[Store]:
+    url = f"sqlite:///{small_disk}/voxmeter.db"
+    schema.upgrade(url)
+    opened = await open_store(url)
+    yield opened
+    await opened.close()
+
+
+def event_batch(prefix: str, count: int) -> list[dict[str, Any]]:
+    attributes = {"note": "x" * 1000}
+    return [
+        {
+            "id": f"{prefix}-{i}",
+            "meter": "ivr_calls",
+            "quantity": 1,
+            "time": "2026-11-24T12:00:00Z",
+            "attributes": attributes,
+        }
+        for i in range(count)
+    ]
+
+
+async def test_a_full_disk_refuses_uploads_507_and_keeps_serving_reports(
+    full_disk_store: Store, clock: FakeClock
+) -> None:
+    operation = await add_operation(full_disk_store, clock)
+    report = await add_token(full_disk_store, clock, operation)
+    ingest = await add_token(full_disk_store, clock, operation, TokenScope.INGEST)
+    settings = Settings(
+        database_url=full_disk_store.url, min_free_disk_bytes=RESERVE, access_logs=False
+    )
+    served = serve(settings, clock)
+    running = next(served)
+    try:
+        with running.client(ingest) as uploads, running.client(report) as reports:
+            statuses = []
+            for batch in range(4 * DISK_MB):
+                answer = uploads.post(
+                    "/api/v2/events", json={"events": event_batch(f"b{batch}", 200)}
+                )
+                statuses.append(answer.status_code)
+                if answer.status_code != 200:
+                    break
+            assert statuses[-1] == 507, statuses
+            assert set(statuses[:-1]) == {200}
+            assert answer.json()["msg"] == errors.STORAGE_FULL
+            assert answer.json()["error"] == "INSUFFICIENT STORAGE"
+            # Reads keep being served, their calls still counted.
+            for _ in range(5):
+                assert reports.get(REPORT).status_code == 200
+            ready = reports.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+            metrics = reports.get("/metrics").text
+            free = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith("voxmeter_free_disk_bytes ")
+            ]
+            assert len(free) == 1 and float(free[0].split()[1]) < RESERVE
+            # Invalid batches are not logged once the reserve is reached.
+            invalid = [{**event, "quantity": "x"} for event in event_batch("bad", 200)]
+            assert uploads.post("/api/v2/events", json={"events": invalid}).status_code == 400
+    finally:
+        next(served, None)
+
+
+async def test_a_write_to_a_full_disk_is_store_full_not_an_internal_error(
+    full_disk_store: Store, small_disk: str, clock: FakeClock
+) -> None:
+    operation = await add_operation(full_disk_store, clock)
+    with open(f"{small_disk}/filler", "wb") as filler:
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+    usage = Services.over(full_disk_store, Settings(database_url=full_disk_store.url), clock).usage
+    events = await usage.validate(operation, event_batch("f", 2000), clock())
+    with pytest.raises(StoreFull):
+        await full_disk_store.record_events(operation.id, events, clock())
+    assert await full_disk_store.ledger_size() == 0

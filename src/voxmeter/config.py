@@ -22,7 +22,7 @@ _POSITIVE = (
     "max_query_parameters", "max_connections", "max_connections_per_address",
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
     "body_timeout_seconds", "database_connect_timeout_seconds", "database_wait_seconds",
-    "database_statement_timeout_seconds", "ready_timeout_seconds",
+    "database_statement_timeout_seconds", "ready_timeout_seconds", "min_free_disk_bytes",
 )  # fmt: skip
 
 
@@ -76,6 +76,9 @@ class Settings:
     database_connect_timeout_seconds: float = 2.0
     database_wait_seconds: float = 2.0
     database_statement_timeout_seconds: float = 30.0
+    # Free space (beside a SQLite database) kept for call counting: below it,
+    # uploads are refused 507 and /readyz says degraded; reports are served.
+    min_free_disk_bytes: int = 64 * 1024 * 1024
     # GET /readyz answers within this, whatever the database does.
     ready_timeout_seconds: float = 1.0
     # Console: the key that signs client-portal links (none: no portal links),

@@ -96,6 +96,10 @@ class HealthStore(abc.ABC):
     async def ledger_size(self) -> int:
         """How many events the ledger holds (from its sequence: cheap at any size)."""
 
+    def free_disk_bytes(self) -> int | None:
+        """Free space of the file system holding the database, when it is local (SQLite)."""
+        return None
+
 
 class OperationStore(abc.ABC):
     @abc.abstractmethod
