@@ -22,7 +22,8 @@ _POSITIVE = (
     "max_events_up", "max_body_bytes", "max_body_values", "max_upload_bytes_in_flight",
     "max_query_parameters", "max_connections", "max_connections_per_address",
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
-    "body_timeout_seconds",
+    "body_timeout_seconds", "database_connect_timeout_seconds", "database_wait_seconds",
+    "database_statement_timeout_seconds", "ready_timeout_seconds", "min_free_disk_bytes",
 )  # fmt: skip
 
 # What a browser sends as Origin: scheme, host and port only, no path.
@@ -73,6 +74,17 @@ class Settings:
     body_timeout_seconds: float = 60.0
     # Parameters in one query string; more are refused before they are parsed.
     max_query_parameters: int = 100
+    # A networked database (PostgreSQL): how long to open a connection, how
+    # long a call waits for a pooled one, how long one statement may run.
+    # Past any of them the call is answered 503 rather than left hanging.
+    database_connect_timeout_seconds: float = 2.0
+    database_wait_seconds: float = 2.0
+    database_statement_timeout_seconds: float = 30.0
+    # Free space (beside a SQLite database) kept for call counting: below it,
+    # uploads are refused 507 and /readyz says degraded; reports are served.
+    min_free_disk_bytes: int = 64 * 1024 * 1024
+    # GET /readyz answers within this, whatever the database does.
+    ready_timeout_seconds: float = 1.0
     # Console: the key that signs client-portal links (none: no portal links),
     # how long a link and a browser session last.
     portal_secret: str = dataclass_field(default="", repr=False)

@@ -24,6 +24,7 @@ from voxmeter.services import Services
 from voxmeter.services.console import ConsoleServices
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.admin import open_admin_store
+from voxmeter.storage.ports import DatabaseTimeouts
 
 
 async def _refusal(request: Request, exc: Exception) -> Response:
@@ -134,7 +135,12 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Every worker refuses to serve a schema it was not written for.
         schema.ensure_current(settings.database_url)
-        store = await open_store(settings.database_url, settings.pool_size)
+        timeouts = DatabaseTimeouts(
+            connect_seconds=settings.database_connect_timeout_seconds,
+            wait_seconds=settings.database_wait_seconds,
+            statement_seconds=settings.database_statement_timeout_seconds,
+        )
+        store = await open_store(settings.database_url, settings.pool_size, timeouts)
         services = Services.over(store, settings, clock)
         app.state.runtime = Runtime(settings=settings, clock=clock, services=services)
         admin_store = await open_admin_store(settings.database_url)

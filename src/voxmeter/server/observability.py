@@ -204,23 +204,31 @@ async def metrics(request: Request) -> Response:
         return failure(
             errors.ApiError(401, errors.METRICS_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         )
-    size = _LedgerSize(await runtime_of(request).services.health.ledger_size())
+    health = runtime_of(request).services.health
+    size = _ReadAtScrape(await health.ledger_size(), health.free_disk_bytes())
     body = generate_latest(_registry()) + generate_latest(size)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-class _LedgerSize:
-    """The ledger's size read at this scrape, as a collector of its own.
+class _ReadAtScrape:
+    """The ledger's size and the free disk space read at this scrape, as a collector of its own.
 
-    Not a Gauge: under several workers every Gauge is written to the shared
-    multiprocess files, and the size would be listed again per worker.
+    Not Gauges: under several workers every Gauge is written to the shared
+    multiprocess files, and the values would be listed again per worker.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, free_disk_bytes: int | None) -> None:
         self.size = size
+        self.free_disk_bytes = free_disk_bytes
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily("voxmeter_ledger_events", "Events in the ledger", value=self.size)
+        if self.free_disk_bytes is not None:
+            yield GaugeMetricFamily(
+                "voxmeter_free_disk_bytes",
+                "Free space of the file system holding the SQLite database",
+                value=self.free_disk_bytes,
+            )
 
 
 def _probe(ok: bool, detail: str) -> Response:
@@ -236,10 +244,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers and its schema is the one this version needs."""
+    """The database answers and its schema is the one this version needs, within the bound."""
+    runtime = runtime_of(request)
     try:
-        current = await runtime_of(request).services.health.schema_current()
+        async with asyncio.timeout(runtime.settings.ready_timeout_seconds):
+            current = await runtime.services.health.schema_current()
     except Exception as exc:  # any failure means "do not send traffic here"
         logging.getLogger("voxmeter.server").warning("not ready: %s", type(exc).__name__)
         return _probe(False, "database unreachable")
+    if current and not runtime.services.health.room_to_write():
+        # Still 200: reads are served; a balancer keeps sending them here.
+        body = {"status": "degraded", "reason": "disk nearly full: uploads are refused 507"}
+        return Response(orjson.dumps(body), 200, media_type="application/json")
     return _probe(current, "schema not current: run voxmeter db upgrade")

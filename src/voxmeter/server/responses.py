@@ -18,6 +18,7 @@ from starlette.types import Scope, Send
 
 from voxmeter.contract import envelope, errors
 from voxmeter.contract.meters import CodeType
+from voxmeter.storage.ports import StoreFull, StoreUnavailable
 
 log = logging.getLogger("voxmeter.server")
 
@@ -35,6 +36,11 @@ def refusal(exc: Exception, method: str, path: str) -> errors.ApiError:
     """The envelope error for any exception an endpoint let out; unexpected ones are logged."""
     if isinstance(exc, errors.ApiError):
         return exc
+    if isinstance(exc, StoreUnavailable):
+        # Already logged by the store, once per failure and without a traceback.
+        return errors.ApiError(503, errors.DATABASE_UNAVAILABLE, headers={"Retry-After": "1"})
+    if isinstance(exc, StoreFull):
+        return errors.ApiError(507, errors.STORAGE_FULL)
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return errors.ApiError(500, errors.INTERNAL_ERROR)
 

@@ -48,6 +48,6 @@ class Services:
             usage=UsageService(store, settings, clock),
             reports=ReportService(store),
             ledger=LedgerService(store),
-            health=HealthService(store, schema.head_revision()),
+            health=HealthService(store, schema.head_revision(), settings.min_free_disk_bytes),
             statements=StatementService(store, statement_store(store.url), settings, clock),
         )

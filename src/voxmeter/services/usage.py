@@ -69,6 +69,7 @@ class UsageService:
         self, operation: Operation, events: Sequence[LedgerEvent], now: datetime
     ) -> RecordOutcome:
         """Store a validated batch whole; 409 (logged) if an id was used for another event."""
+        self._ensure_room()
         outcome = await self._store.record_events(operation.id, events, now)
         if outcome.conflicts:
             conflicts = [
@@ -84,6 +85,19 @@ class UsageService:
         now = self._clock()
         return await self.store(operation, await self.validate(operation, raws, now), now)
 
+    def _has_room(self) -> bool:
+        free = self._store.free_disk_bytes()
+        return free is None or free >= self._settings.min_free_disk_bytes
+
+    def _ensure_room(self) -> None:
+        """507 before any write once free space is down to the reserve.
+
+        The reserve keeps room for what reports still write (their call
+        counts), so reads are served while uploads cannot be stored.
+        """
+        if not self._has_room():
+            raise errors.ApiError(507, errors.STORAGE_FULL)
+
     async def _refuse(
         self,
         operation: Operation,
@@ -94,7 +108,8 @@ class UsageService:
     ) -> errors.ApiError:
         """Log why the events did not count, and the refusal that says so."""
         EVENTS.labels("rejected").inc(len(rejected))
-        await self._store.log_rejections(operation.id, rejected, now)
+        if self._has_room():
+            await self._store.log_rejections(operation.id, rejected, now)
         return errors.ApiError(
             status,
             msg,
@@ -138,6 +153,7 @@ class UsageService:
         self, operation: Operation, corrections: Sequence[Correction]
     ) -> list[CorrectionResult]:
         """Append the corrections, all or none; the originals stay in the ledger."""
+        self._ensure_room()
         return await self._store.correct_events(operation.id, corrections, self._clock())
 
     async def correct(self, operation: Operation, raws: Sequence[object]) -> list[CorrectionResult]:

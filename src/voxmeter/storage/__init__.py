@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from voxmeter.storage.ports import Store
+from voxmeter.storage.ports import DatabaseTimeouts, Store
 
 PGBOUNCER_FLAG = "pgbouncer"
 
@@ -36,12 +36,14 @@ def split_pgbouncer_flag(url: str) -> tuple[str, bool]:
     return urlunsplit(parts._replace(query=rest)), flags[-1].lower() in ("1", "true", "yes", "on")
 
 
-async def open_store(url: str, pool_size: int = 10) -> Store:
+async def open_store(
+    url: str, pool_size: int = 10, timeouts: DatabaseTimeouts | None = None
+) -> Store:
     """Connect to the database at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
     if is_postgres(url):
         from voxmeter.storage.postgres import PostgresStore
 
-        return await PostgresStore.connect(url, pool_size)
+        return await PostgresStore.connect(url, pool_size, timeouts)
     if url.startswith("sqlite:///"):
         from voxmeter.storage.sqlite import SQLiteStore
 

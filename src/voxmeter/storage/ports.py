@@ -45,8 +45,28 @@ class UnknownOperation(StorageError):
     pass
 
 
+class StoreUnavailable(StorageError):
+    """The database did not answer in time: unreachable, restarting, or too slow."""
+
+
+class StoreFull(StorageError):
+    """The database has no room for a write (its disk is full); reads still work."""
+
+
 class SchemaNotCurrent(StorageError):
     """The database's schema is behind (or ahead of) this version of voxmeter."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTimeouts:
+    """How long a networked database may take before a call is refused 503."""
+
+    # To open a connection.
+    connect_seconds: float = 2.0
+    # For a call to get a pooled connection (all busy, or the database away).
+    wait_seconds: float = 2.0
+    # For one statement, enforced by the database server itself.
+    statement_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,10 @@ class HealthStore(abc.ABC):
     @abc.abstractmethod
     async def ledger_size(self) -> int:
         """How many events the ledger holds (from its sequence: cheap at any size)."""
+
+    def free_disk_bytes(self) -> int | None:
+        """Free space of the file system holding the database, when it is local (SQLite)."""
+        return None
 
 
 class OperationStore(abc.ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from voxmeter.storage.figures import CachedFigures, FigureCache
-from voxmeter.storage.ports import Store
+from voxmeter.storage.ports import DatabaseTimeouts, Store
 from voxmeter.storage.postgres.admission import PostgresAdmission
 from voxmeter.storage.postgres.connection import Pool, open_pool
 from voxmeter.storage.postgres.ledger import PostgresLedger, month_start, next_month
@@ -32,8 +32,10 @@ class PostgresStore(
         self._start_releases()
 
     @classmethod
-    async def connect(cls, url: str, pool_size: int = 10) -> PostgresStore:
-        pool = await open_pool(url, pool_size)
+    async def connect(
+        cls, url: str, pool_size: int = 10, timeouts: DatabaseTimeouts | None = None
+    ) -> PostgresStore:
+        pool = await open_pool(url, pool_size, timeouts)
         store = cls(url, pool)
         today = datetime.now(UTC).date()
         for month in (month_start(today - timedelta(days=31)), month_start(today)):

@@ -8,7 +8,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from voxmeter.domain.clock import EPOCH
+from voxmeter.storage.ports import StoreFull
 from voxmeter.storage.rows import Spelling, operation_columns
+
+SQLITE_FULL = 13  # "database or disk is full"; sqlite3 names it from Python 3.11.4 on
 
 # SQLite allows at most 32766 host parameters per statement.
 IN_CHUNK = 900
@@ -71,11 +74,14 @@ class SQLitePart:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
             self._db.execute("COMMIT")
+        except BaseException as exc:
+            # A failed COMMIT may have rolled back already (a full disk does).
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == SQLITE_FULL:
+                raise StoreFull(str(exc)) from exc
+            raise
         finally:
             if durable:
                 self._db.execute("PRAGMA synchronous=NORMAL")

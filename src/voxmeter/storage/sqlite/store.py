@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from voxmeter.storage.figures import CachedFigures, FigureCache
 from voxmeter.storage.ports import Store
 from voxmeter.storage.slotlocks import slot_locks
@@ -35,6 +37,10 @@ class SQLiteStore(
     async def schema_revision(self) -> str | None:
         row = self._db.execute("SELECT version_num FROM alembic_version").fetchone()
         return None if row is None else str(row[0])
+
+    def free_disk_bytes(self) -> int:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(sqlite_path(self.url))))
+        return stats.f_bavail * stats.f_frsize
 
     async def ledger_size(self) -> int:
         (size,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
