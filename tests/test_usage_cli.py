@@ -333,11 +333,11 @@ def test_an_unusable_database_is_one_line_and_exit_2(url: str, says: str, comman
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+# The demo builds a SQLite database: one store only.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_demo_gives_an_ingest_token_whose_curl_line_posts_an_event(
     database_url: str, serve_process
 ):
-    if not database_url.startswith("sqlite:///"):
-        pytest.skip("the demo builds a SQLite database")
     from voxmeter.domain.demo import METER_SERVICE
 
     path = database_url.removeprefix("sqlite:///")
