@@ -7,7 +7,7 @@ import os
 import click
 
 from voxmeter import __version__
-from voxmeter.cli import admins, client_cmds, db, ledger, operations, serve, tokens, usage
+from voxmeter.cli import admins, alerts, client_cmds, db, ledger, operations, serve, tokens, usage
 from voxmeter.cli._common import VoxmeterGroup
 
 
@@ -37,5 +37,8 @@ for command in (
     client_cmds.watch_command,
     client_cmds.history_group,
     admins.admin,
+    alerts.cap,
+    alerts.alert,
+    alerts.webhook,
 ):
     main.add_command(command)

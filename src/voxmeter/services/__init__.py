@@ -16,6 +16,7 @@ from voxmeter.config import Settings
 from voxmeter.domain.clock import Clock
 from voxmeter.services.access import AccessService
 from voxmeter.services.admin import OperationService, TokenService
+from voxmeter.services.alerts import AlertService
 from voxmeter.services.health import HealthService
 from voxmeter.services.ledger import LedgerService
 from voxmeter.services.reports import ReportService
@@ -35,6 +36,7 @@ class Services:
     reports: ReportService
     ledger: LedgerService
     health: HealthService
+    alerts: AlertService
 
     @classmethod
     def over(cls, store: Store, settings: Settings, clock: Clock) -> Services:
@@ -46,4 +48,5 @@ class Services:
             reports=ReportService(store),
             ledger=LedgerService(store),
             health=HealthService(store, schema.head_revision()),
+            alerts=AlertService(store, clock),
         )
