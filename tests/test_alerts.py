@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import httpx
 import pytest
+from standardwebhooks import Webhook
 
-from conftest import FakeClock, add_operation
+from conftest import FakeClock, RunningServer, add_operation, free_port
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.domain.alerts import AlertKind
 from voxmeter.domain.models import Operation
 from voxmeter.services import Services
+from voxmeter.services.deliveries import DeliveryWorker
 from voxmeter.storage import open_store
 from voxmeter.storage.base import Store
 
@@ -244,3 +251,168 @@ async def test_an_event_of_a_past_month_counts_against_its_own_month(
     await services.usage.record(operation, [event("dec", 5) | {"time": "2026-12-01T14:00:00Z"}])
     with pytest.raises(errors.ApiError):
         await services.usage.record(operation, [november | {"id": "nov-2", "quantity": 1}])
+
+
+# -- webhook delivery ---------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that verifies every signature with ``standardwebhooks``."""
+
+    def __init__(self, secret: str, port: int = 0) -> None:
+        self.secret = secret
+        self.received: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                payload = self.rfile.read(int(self.headers["content-length"]))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                message = Webhook(receiver.secret).verify(payload, headers)
+                receiver.received.append({"id": headers["webhook-id"], **message})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@pytest.fixture
+def quick_retries() -> Settings:
+    return Settings(
+        webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2, webhook_attempts=50
+    )
+
+
+async def deliver_until(
+    worker: DeliveryWorker, done: Callable[[], bool], seconds: float = 20
+) -> None:
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=2) as client:
+        while not done():
+            assert time.monotonic() < deadline, "not delivered in time"
+            if not await worker.deliver_due(client):
+                await asyncio.sleep(0.02)
+
+
+async def test_a_crossing_is_delivered_once_and_signed(
+    store: Store, database_url: str, clock: FakeClock, quick_retries: Settings
+) -> None:
+    operation = await add_operation(store, clock)
+    services = services_over(store, database_url, clock)
+    port = free_port()
+    endpoint = await services.alerts.add_endpoint(f"http://127.0.0.1:{port}/hook")
+    receiver = Receiver(endpoint.secrets[0], port)
+    try:
+        await services.alerts.add_rule("Acme BPO", "ivr_calls", ["5"])
+        await services.usage.record(operation, [event("a", 3), event("b", 3)])
+        await services.usage.record(operation, [event("c", 3)])
+        worker = DeliveryWorker(store, quick_retries)
+        await deliver_until(worker, lambda: bool(receiver.received))
+        async with httpx.AsyncClient() as client:
+            assert await worker.deliver_due(client) == 0
+        (message,) = receiver.received
+        assert message["type"] == "usage.threshold.crossed"
+        assert message["data"] | {"alert": "", "rule": 0} == {
+            "alert": "", "rule": 0, "operation": "Acme BPO", "meter": "ivr_calls",
+            "period": "2026-11", "level": "5", "threshold": "5", "quantity": "6",
+        }  # fmt: skip
+        (delivery,) = await services.alerts.deliveries()
+        assert (delivery.status, delivery.attempts) == ("delivered", 1)
+        assert message["id"] == delivery.event.id
+    finally:
+        receiver.close()
+
+
+async def test_a_receiver_down_then_up_gets_the_alert_after_retries(
+    store: Store, database_url: str, clock: FakeClock, quick_retries: Settings
+) -> None:
+    operation = await add_operation(store, clock)
+    services = services_over(store, database_url, clock)
+    port = free_port()
+    endpoint = await services.alerts.add_endpoint(f"http://127.0.0.1:{port}/hook")
+    await services.alerts.add_rule("Acme BPO", "ivr_calls", ["5"])
+    await services.usage.record(operation, [event("a", 6)])
+    worker = DeliveryWorker(store, quick_retries)
+    async with httpx.AsyncClient(timeout=2) as client:
+        deadline = time.monotonic() + 20
+        while (await services.alerts.deliveries())[0].attempts < 3:
+            assert time.monotonic() < deadline
+            if not await worker.deliver_due(client):
+                await asyncio.sleep(0.02)
+    (failing,) = await services.alerts.deliveries()
+    assert failing.status == "pending" and "ConnectError" in (failing.last_error or "")
+    receiver = Receiver(endpoint.secrets[0], port)
+    try:
+        await deliver_until(worker, lambda: bool(receiver.received))
+        assert len(receiver.received) == 1
+        (delivered,) = await services.alerts.deliveries()
+        assert delivered.status == "delivered" and delivered.attempts >= 4
+    finally:
+        receiver.close()
+
+
+async def test_deliveries_fail_after_the_attempts_and_can_be_replayed(
+    store: Store, database_url: str, clock: FakeClock
+) -> None:
+    operation = await add_operation(store, clock)
+    services = services_over(store, database_url, clock)
+    port = free_port()
+    endpoint = await services.alerts.add_endpoint(f"http://127.0.0.1:{port}/hook")
+    await services.alerts.add_rule("Acme BPO", "ivr_calls", ["5"])
+    await services.usage.record(operation, [event("a", 6)])
+    settings = Settings(webhook_backoff_seconds=0.01, webhook_attempts=2)
+    worker = DeliveryWorker(store, settings)
+
+    async def status() -> str:
+        return (await services.alerts.deliveries())[0].status
+
+    async with httpx.AsyncClient(timeout=2) as client:
+        deadline = time.monotonic() + 20
+        while await status() == "pending":
+            assert time.monotonic() < deadline
+            await worker.deliver_due(client)
+            await asyncio.sleep(0.02)
+    assert await status() == "failed"
+    new_secret = await services.alerts.rotate_endpoint(endpoint.id)
+    receiver = Receiver(endpoint.secrets[0], port)  # the previous secret still verifies
+    try:
+        (failed,) = await services.alerts.deliveries()
+        await services.alerts.replay(failed.id)
+        await deliver_until(worker, lambda: bool(receiver.received))
+        receiver.secret = new_secret
+        await services.alerts.replay(failed.id)
+        await deliver_until(worker, lambda: len(receiver.received) == 2)
+    finally:
+        receiver.close()
+    with pytest.raises(errors.ApiError) as unknown:
+        await services.alerts.replay(failed.id + 100)
+    assert unknown.value.status == 404
+
+
+async def test_the_server_delivers_from_its_lifespan(
+    store: Store, database_url: str, clock: FakeClock, server: RunningServer
+) -> None:
+    operation = await add_operation(store, clock)
+    services = services_over(store, database_url, clock)
+    port = free_port()
+    endpoint = await services.alerts.add_endpoint(f"http://127.0.0.1:{port}/hook")
+    receiver = Receiver(endpoint.secrets[0], port)
+    try:
+        await services.alerts.add_rule("Acme BPO", "ivr_calls", ["5"])
+        await services.usage.record(operation, [event("a", 6)])
+        deadline = time.monotonic() + 20
+        while not receiver.received:
+            assert time.monotonic() < deadline, "the server did not deliver"
+            await asyncio.sleep(0.05)
+        assert receiver.received[0]["data"]["quantity"] == "6"
+    finally:
+        receiver.close()

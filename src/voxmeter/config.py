@@ -21,7 +21,9 @@ _POSITIVE = (
     "max_events_up", "max_body_bytes", "max_body_values", "max_upload_bytes_in_flight",
     "max_query_parameters", "max_connections", "max_connections_per_address",
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
-    "body_timeout_seconds",
+    "body_timeout_seconds", "webhook_attempts", "webhook_backoff_seconds",
+    "webhook_backoff_max_seconds", "webhook_timeout_seconds", "webhook_poll_seconds",
+    "webhook_lease_seconds",
 )  # fmt: skip
 
 
@@ -74,6 +76,16 @@ class Settings:
     portal_secret: str = dataclass_field(default="", repr=False)
     portal_link_days: int = 30
     admin_session_hours: float = 12.0
+    # Webhook delivery (docs/alerts.md): attempts per delivery before it is
+    # marked failed, the first retry's delay (doubled each time, with jitter,
+    # up to the maximum), each attempt's time limit, how often an idle worker
+    # looks for due deliveries, and how long a claimed delivery stays leased.
+    webhook_attempts: int = 12
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_poll_seconds: float = 1.0
+    webhook_lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:
