@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from conftest import FakeClock, RunningServer, add_operation, free_port
+from conftest import FakeClock, RunningServer, ServerProcess, add_operation, free_port
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.domain.alerts import AlertKind
@@ -262,6 +263,7 @@ class Receiver:
     def __init__(self, secret: str, port: int = 0) -> None:
         self.secret = secret
         self.received: list[dict[str, Any]] = []
+        self.hold: threading.Event | None = None  # when given, answers wait until it is set
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -270,6 +272,8 @@ class Receiver:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 message = Webhook(receiver.secret).verify(payload, headers)
                 receiver.received.append({"id": headers["webhook-id"], **message})
+                if receiver.hold is not None:
+                    receiver.hold.wait(timeout=60)
                 self.send_response(204)
                 self.end_headers()
 
@@ -416,3 +420,48 @@ async def test_the_server_delivers_from_its_lifespan(
         assert receiver.received[0]["data"]["quantity"] == "6"
     finally:
         receiver.close()
+
+
+async def test_a_server_killed_while_delivering_delivers_after_restart(
+    store: Store,
+    database_url: str,
+    clock: FakeClock,
+    serve_process: Callable[..., ServerProcess],
+) -> None:
+    operation = await add_operation(store, clock)
+    services = services_over(store, database_url, clock)
+    port = free_port()
+    endpoint = await services.alerts.add_endpoint(f"http://127.0.0.1:{port}/hook")
+    receiver = Receiver(endpoint.secrets[0], port)
+    receiver.hold = threading.Event()  # answers nothing until set
+    settings = {"webhook_lease_seconds": 2, "webhook_poll_seconds": 0.1}
+    try:
+        await services.alerts.add_rule("Acme BPO", "ivr_calls", ["5"])
+        await services.usage.record(operation, [event("a", 6)])
+        first = serve_process(workers=1, **settings)
+        await wait_for(lambda: bool(receiver.received), "the first attempt")
+        first.process.send_signal(signal.SIGKILL)  # mid-delivery: the lease is held
+        first.process.wait(timeout=10)
+        (held,) = await services.alerts.deliveries()
+        assert (held.status, held.attempts) == ("pending", 0)
+        receiver.hold.set()
+        serve_process(workers=1, **settings)
+
+        async def delivered() -> bool:
+            return (await services.alerts.deliveries())[0].status == "delivered"
+
+        deadline = time.monotonic() + 30
+        while not await delivered():
+            assert time.monotonic() < deadline, "not delivered after the restart"
+            await asyncio.sleep(0.1)
+        assert {m["id"] for m in receiver.received} == {held.event.id}
+    finally:
+        receiver.hold.set()
+        receiver.close()
+
+
+async def wait_for(done: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        await asyncio.sleep(0.05)
