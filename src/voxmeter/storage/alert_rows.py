@@ -6,6 +6,7 @@ microseconds, PostgreSQL gives datetimes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,12 @@ def rule(row: Sequence[Any], moment: Moment) -> AlertRule:
         levels=tuple(Level.parse(text) for text in levels.split(",")),
         created_at=moment(created_at),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def watching_rule(row: tuple[Any, ...], moment: Moment) -> AlertRule:
+    """:func:`rule`, remembered: ledger transactions read the same rules batch after batch."""
+    return rule(row, moment)
 
 
 def event(row: Sequence[Any], moment: Moment) -> AlertEvent:

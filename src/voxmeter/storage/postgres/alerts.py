@@ -58,7 +58,7 @@ async def _guards(conn: Connection, operation_id: int, meters: list[str]) -> Gua
             caps[meter] = number
         else:
             rules.append(
-                alert_rows.rule((number, rule_operation, meter, levels, created_at), _same)
+                alert_rows.watching_rule((number, rule_operation, meter, levels, created_at), _same)
             )
     return Guards(caps, rules) if caps or rules else None
 
