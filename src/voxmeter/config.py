@@ -24,6 +24,8 @@ _POSITIVE = (
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
     "body_timeout_seconds", "database_connect_timeout_seconds", "database_wait_seconds",
     "database_statement_timeout_seconds", "ready_timeout_seconds", "min_free_disk_bytes",
+    "webhook_attempts", "webhook_backoff_seconds", "webhook_backoff_max_seconds",
+    "webhook_timeout_seconds", "webhook_poll_seconds", "webhook_lease_seconds",
 )  # fmt: skip
 
 # What a browser sends as Origin: scheme, host and port only, no path.
@@ -100,6 +102,16 @@ class Settings:
     statement_logo_path: str = ""
     # Browser origins allowed to call (CORS), comma-separated; none by default.
     cors_origins: str = ""
+    # Webhook delivery (docs/alerts.md): attempts per delivery before it is
+    # marked failed, the first retry's delay (doubled each time, with jitter,
+    # up to the maximum), each attempt's time limit, how often an idle worker
+    # looks for due deliveries, and how long a claimed delivery stays leased.
+    webhook_attempts: int = 12
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_poll_seconds: float = 1.0
+    webhook_lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency_per_token <= MAX_CONCURRENCY_PER_TOKEN:

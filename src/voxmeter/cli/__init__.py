@@ -9,6 +9,7 @@ import click
 from voxmeter import __version__
 from voxmeter.cli import (
     admins,
+    alerts,
     client_cmds,
     db,
     ledger,
@@ -50,5 +51,8 @@ for command in (
     statements.pricebook,
     statements.subscribe,
     statements.statement,
+    alerts.cap,
+    alerts.alert,
+    alerts.webhook,
 ):
     main.add_command(command)

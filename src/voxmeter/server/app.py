@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +24,7 @@ from voxmeter.server.observability import Observability
 from voxmeter.server.runtime import Runtime
 from voxmeter.services import Services
 from voxmeter.services.console import ConsoleServices
+from voxmeter.services.deliveries import DeliveryWorker
 from voxmeter.storage import open_store, schema
 from voxmeter.storage.admin import open_admin_store
 from voxmeter.storage.ports import DatabaseTimeouts
@@ -145,9 +148,14 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         app.state.runtime = Runtime(settings=settings, clock=clock, services=services)
         admin_store = await open_admin_store(settings.database_url)
         app.state.console = ConsoleServices.over(services, admin_store, settings, clock)
+        # Alerts recorded in the outbox, sent as signed webhooks (docs/alerts.md).
+        deliveries = asyncio.create_task(DeliveryWorker(store, settings).run())
         try:
             yield
         finally:
+            deliveries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deliveries
             await admin_store.close()
             await store.close()
 

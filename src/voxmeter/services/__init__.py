@@ -16,6 +16,7 @@ from voxmeter.config import Settings
 from voxmeter.domain.clock import Clock
 from voxmeter.services.access import AccessService
 from voxmeter.services.admin import OperationService, TokenService
+from voxmeter.services.alerts import AlertService
 from voxmeter.services.health import HealthService
 from voxmeter.services.ledger import LedgerService
 from voxmeter.services.reports import ReportService
@@ -38,6 +39,7 @@ class Services:
     ledger: LedgerService
     health: HealthService
     statements: StatementService
+    alerts: AlertService
 
     @classmethod
     def over(cls, store: Store, settings: Settings, clock: Clock) -> Services:
@@ -50,4 +52,5 @@ class Services:
             ledger=LedgerService(store),
             health=HealthService(store, schema.head_revision(), settings.min_free_disk_bytes),
             statements=StatementService(store, statement_store(store.url), settings, clock),
+            alerts=AlertService(store, clock),
         )

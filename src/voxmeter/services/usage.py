@@ -15,6 +15,8 @@ from datetime import datetime
 
 from voxmeter.config import Settings
 from voxmeter.contract import errors
+from voxmeter.contract.meters import billing_meter
+from voxmeter.contract.quantities import format_items
 from voxmeter.domain.clock import Clock
 from voxmeter.domain.models import (
     Correction,
@@ -35,6 +37,7 @@ from voxmeter.domain.usage import (
 )
 from voxmeter.services.metrics import EVENTS
 from voxmeter.storage.base import Store
+from voxmeter.storage.ports import CapExceeded
 
 CONFLICT_REASON = "id already used for a different event"
 
@@ -70,7 +73,10 @@ class UsageService:
     ) -> RecordOutcome:
         """Store a validated batch whole; 409 (logged) if an id was used for another event."""
         self._ensure_room()
-        outcome = await self._store.record_events(operation.id, events, now)
+        try:
+            outcome = await self._store.record_events(operation.id, events, now)
+        except CapExceeded as exc:
+            raise await self._refuse_over_cap(operation, events, exc, now) from None
         if outcome.conflicts:
             conflicts = [
                 Rejection(i, events[i].event_id, CONFLICT_REASON) for i in outcome.conflicts
@@ -79,6 +85,21 @@ class UsageService:
         EVENTS.labels("accepted").inc(len(outcome.accepted))
         EVENTS.labels("duplicate").inc(len(outcome.duplicates))
         return outcome
+
+    async def _refuse_over_cap(
+        self, operation: Operation, events: Sequence[LedgerEvent], exc: CapExceeded, now: datetime
+    ) -> errors.ApiError:
+        """403 naming the cap, each event of its meter logged as refused for it."""
+        meter = billing_meter(exc.meter)
+        scale = meter.kind.scale if meter else 0
+        cap, would_be = format_items(exc.cap, scale), format_items(exc.would_be, scale)
+        reason = f"the batch would take {exc.meter} to {would_be} this month, past its cap of {cap}"
+        over = [
+            Rejection(i, e.event_id, reason) for i, e in enumerate(events) if e.meter == exc.meter
+        ]
+        return await self._refuse(
+            operation, 403, errors.CAP_EXCEEDED.format(meter=exc.meter, cap=cap), over, now
+        )
 
     async def record(self, operation: Operation, raws: Sequence[object]) -> RecordOutcome:
         """Validate and store a batch of raw (decoded JSON) events."""

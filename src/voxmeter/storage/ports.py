@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from voxmeter.domain.admission import Admission, Quota, Usage
+from voxmeter.domain.alerts import AlertEvent, AlertRule, Delivery, Endpoint, Level, MeterCap
 from voxmeter.domain.ledger import DayFigures
 from voxmeter.domain.models import (
     Correction,
@@ -51,6 +52,17 @@ class StoreUnavailable(StorageError):
 
 class StoreFull(StorageError):
     """The database has no room for a write (its disk is full); reads still work."""
+
+
+class CapExceeded(StorageError):
+    """A batch would take ``meter`` past its ``cap`` this month: nothing was stored."""
+
+    def __init__(self, meter: str, cap: int, month_to_date: int, would_be: int) -> None:
+        super().__init__(f"{meter} would pass its cap")
+        self.meter = meter
+        self.cap = cap
+        self.month_to_date = month_to_date
+        self.would_be = would_be
 
 
 class SchemaNotCurrent(StorageError):
@@ -282,5 +294,85 @@ class RollupReader(abc.ABC):
         """The gauge's latest value on or before ``day``, or None if never set."""
 
 
-class Store(HealthStore, OperationStore, TokenStore, AdmissionStore, LedgerStore, RollupReader):
+class AlertStore(abc.ABC):
+    """Caps and alert rules (applied inside the ledger's transactions), webhooks, the outbox.
+
+    ``record_events`` raises :class:`CapExceeded` (storing nothing) for a
+    batch that would take a capped meter past its cap; it and
+    ``correct_events`` record each level they cross or re-arm, and its
+    deliveries, in their own transaction.
+    """
+
+    @abc.abstractmethod
+    async def set_cap(self, operation_id: int, meter: str, quantity: int) -> None: ...
+
+    @abc.abstractmethod
+    async def clear_cap(self, operation_id: int, meter: str) -> bool:
+        """False when there was no such cap."""
+
+    @abc.abstractmethod
+    async def list_caps(self) -> list[MeterCap]: ...
+
+    @abc.abstractmethod
+    async def add_rule(
+        self, operation_id: int | None, meter: str, levels: Sequence[Level], now: datetime
+    ) -> AlertRule: ...
+
+    @abc.abstractmethod
+    async def list_rules(self) -> list[AlertRule]: ...
+
+    @abc.abstractmethod
+    async def alert_events(self, limit: int) -> list[AlertEvent]:
+        """The latest alerts recorded, newest first."""
+
+    @abc.abstractmethod
+    async def add_endpoint(self, url: str, secret: str, now: datetime) -> Endpoint: ...
+
+    @abc.abstractmethod
+    async def list_endpoints(self) -> list[Endpoint]: ...
+
+    @abc.abstractmethod
+    async def rotate_endpoint(self, endpoint_id: int, secret: str) -> bool:
+        """The new secret signs; the one it replaces still signs too until the next rotation."""
+
+    @abc.abstractmethod
+    async def claim_deliveries(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Pending deliveries due by ``now`` whose lease is free, leased until ``lease_until``.
+
+        A worker that dies holding a lease leaves its deliveries to be
+        claimed again once the lease expires.
+        """
+
+    @abc.abstractmethod
+    async def finish_delivery(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        error: str | None,
+        next_attempt_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Record an attempt: ``delivered``, ``failed``, or ``pending`` again (a retry)."""
+
+    @abc.abstractmethod
+    async def list_deliveries(self, limit: int) -> list[Delivery]:
+        """The latest deliveries, newest first."""
+
+    @abc.abstractmethod
+    async def replay_delivery(self, delivery_id: int, now: datetime) -> bool:
+        """Make a delivery pending again, due now; False when there is no such delivery."""
+
+
+class Store(
+    HealthStore,
+    OperationStore,
+    TokenStore,
+    AdmissionStore,
+    LedgerStore,
+    RollupReader,
+    AlertStore,
+):
     """One database holding operations, tokens and the usage ledger: every port at once."""

@@ -30,6 +30,7 @@ from voxmeter.domain.models import (
     RejectionRecord,
 )
 from voxmeter.storage.ports import LedgerStore
+from voxmeter.storage.postgres.alerts import LEDGER_LOCK, guard
 from voxmeter.storage.postgres.connection import SPELLING, Connection, PostgresPart
 from voxmeter.storage.rows import LEDGER_ENTRY_COLUMNS, REJECTION_COLUMNS, ledger_figures
 
@@ -126,6 +127,9 @@ class PostgresLedger(PostgresPart, LedgerStore):
             )
             if len(await cursor.fetchall()) < len(fresh):
                 raise _Raced  # rolls this transaction back
+            changes = fold(fresh, GAUGE_METERS)
+            summed = {key: c.total for key, c in changes.items() if key[0] not in GAUGE_METERS}
+            await guard(conn, operation_id, summed, now, capped=True, locked=False)
             await conn.execute(
                 "INSERT INTO events (operation_id, event_id, meter, quantity, occurred_at, day,"
                 " attributes, fingerprint, received_at)"
@@ -144,7 +148,6 @@ class PostgresLedger(PostgresPart, LedgerStore):
                     now,
                 ),
             )
-            changes = fold(fresh, GAUGE_METERS)
             await conn.execute(
                 "INSERT INTO rollups AS r (operation_id, meter, day, total, gauge_value, gauge_at)"
                 " SELECT %s, unnest(%s::text[]), unnest(%s::date[]), unnest(%s::bigint[]),"
@@ -179,7 +182,7 @@ class PostgresLedger(PostgresPart, LedgerStore):
     ) -> list[CorrectionResult]:
         async with self._pool.connection() as conn, conn.transaction():
             # Serialise corrections of this operation: each reads then adjusts.
-            await conn.execute("SELECT pg_advisory_xact_lock(72452, %s)", (operation_id,))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LEDGER_LOCK, operation_id))
             cursor = await conn.execute(
                 "SELECT event_id, meter, day, effective_quantity FROM effective_events"
                 " WHERE operation_id = %s AND event_id = ANY(%s::text[])",
@@ -205,6 +208,7 @@ class PostgresLedger(PostgresPart, LedgerStore):
                         now,
                     ),
                 )
+            await guard(conn, operation_id, plan.counter_deltas, now, capped=False, locked=True)
             for (meter, day), delta in plan.counter_deltas.items():
                 await conn.execute(
                     "UPDATE rollups SET total = total + %s"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from voxmeter.storage.figures import CachedFigures, FigureCache
 from voxmeter.storage.ports import DatabaseTimeouts, Store
 from voxmeter.storage.postgres.admission import PostgresAdmission
+from voxmeter.storage.postgres.alerts import PostgresAlerts
 from voxmeter.storage.postgres.connection import Pool, open_pool
 from voxmeter.storage.postgres.ledger import PostgresLedger, month_start, next_month
 from voxmeter.storage.postgres.operations import PostgresOperations
@@ -21,6 +22,7 @@ class PostgresStore(
     PostgresOperations,
     PostgresTokens,
     PostgresRollups,
+    PostgresAlerts,
     Store,
 ):
     def __init__(self, url: str, pool: Pool) -> None:

@@ -29,6 +29,7 @@ from voxmeter.domain.models import (
 from voxmeter.storage.figures import FigureCache
 from voxmeter.storage.ports import LedgerStore
 from voxmeter.storage.rows import LEDGER_ENTRY_COLUMNS, REJECTION_COLUMNS, ledger_figures
+from voxmeter.storage.sqlite.alerts import guard
 from voxmeter.storage.sqlite.connection import IN_CHUNK, SPELLING, SQLitePart
 
 
@@ -69,6 +70,9 @@ class SQLiteLedger(SQLitePart, LedgerStore):
             outcome, fresh = classify(events, stored)
             if outcome.conflicts:
                 return outcome  # nothing written: the empty transaction commits
+            changes = fold(fresh, GAUGE_METERS)
+            summed = {key: c.total for key, c in changes.items() if key[0] not in GAUGE_METERS}
+            guard(db, operation_id, summed, now, capped=True)
             received = utc_micros(now)
             db.executemany(
                 "INSERT INTO events (operation_id, event_id, meter, quantity, occurred_at, day,"
@@ -107,7 +111,7 @@ class SQLiteLedger(SQLitePart, LedgerStore):
                         change.gauge_value,
                         None if change.gauge_at is None else utc_micros(change.gauge_at),
                     )
-                    for (meter, day), change in fold(fresh, GAUGE_METERS).items()
+                    for (meter, day), change in changes.items()
                 ],
             )
         return outcome
@@ -138,6 +142,16 @@ class SQLiteLedger(SQLitePart, LedgerStore):
                     (operation_id, c.event_id, c.action.value, quantity, c.reason, utc_micros(now))
                     for c, quantity in plan.appended
                 ],
+            )
+            guard(
+                db,
+                operation_id,
+                {
+                    (meter, date.fromisoformat(day)): d
+                    for (meter, day), d in plan.counter_deltas.items()
+                },
+                now,
+                capped=False,
             )
             db.executemany(
                 "UPDATE rollups SET total = total + ?"

@@ -8,6 +8,7 @@ from voxmeter.storage.figures import CachedFigures, FigureCache
 from voxmeter.storage.ports import Store
 from voxmeter.storage.slotlocks import slot_locks
 from voxmeter.storage.sqlite.admission import SQLiteAdmission
+from voxmeter.storage.sqlite.alerts import SQLiteAlerts
 from voxmeter.storage.sqlite.connection import connect, sqlite_path
 from voxmeter.storage.sqlite.ledger import SQLiteLedger
 from voxmeter.storage.sqlite.operations import SQLiteOperations
@@ -22,6 +23,7 @@ class SQLiteStore(
     SQLiteOperations,
     SQLiteTokens,
     SQLiteRollups,
+    SQLiteAlerts,
     Store,
 ):
     def __init__(self, url: str) -> None:
