@@ -155,3 +155,69 @@ def test_the_console_end_to_end(server, world, browser):
     assert forged is not None and forged.status == 403 and "777" not in portal.content()
     with httpx.Client(base_url=server.base_url) as http:
         assert http.get(f"/portal/{token}x").status_code == 403
+
+
+@pytest.fixture
+def billed(server, store, clock, database_url):
+    """An operation with October and November usage on a price book, and an admin person."""
+
+    async def build():
+        acme = await add_operation(store, clock)
+        await record(
+            store, acme, clock(),
+            ("ivr_calls", 150, "2026-10-05T12:00:00Z", "oct-1"),
+            ("ivr_calls", 30, "2026-10-20T12:00:00Z", "oct-2"),
+            ("ivr_calls", 12, "2026-11-20T12:00:00Z", "nov-1"),
+        )  # fmt: skip
+        key = await make_admin(database_url, clock, "setup", Role.ADMIN, IdentityKind.KEY)
+        password = await make_admin(database_url, clock, "ana", Role.ADMIN, IdentityKind.USER)
+        return key, password
+
+    key, password = asyncio.run(build())
+    api = "/admin/api/v1"
+    tiers = [{"up_to": "100", "unit_price": "0.10"}, {"up_to": None, "unit_price": "0.05"}]
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}) as http:
+        for method, path, body in (
+            ("POST", "/price-books", {"name": "Standard", "currency": "USD"}),
+            ("POST", "/price-books/Standard/prices",
+             {"meter": "ivr_calls", "from": "2026-10", "tiers": tiers}),
+            ("POST", "/price-books/Standard/terms", {"from": "2026-10", "tax_rate": "0.19"}),
+            ("PUT", "/operations/Acme BPO/subscription", {"price_book": "Standard"}),
+        ):  # fmt: skip
+            http.request(method, api + path, json=body).raise_for_status()
+    return password
+
+
+def test_statements_in_the_console(server, billed, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.base_url + "/console/login")
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", billed)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.base_url + "/console")
+
+    # The operation page previews November so far: 12 x 0.10 = 1.20, tax 0.23.
+    page.goto(server.base_url + "/console/operations/Acme%20BPO")
+    assert page.inner_text("#preview #total") == "1.43"
+
+    # Close October from the statements page; the new statement is listed with its total:
+    # 100 x 0.10 + 80 x 0.05 = 14.00, tax 2.66.
+    page.click("nav >> text=Statements")
+    assert "No statements yet" in page.inner_text("#statements")
+    page.fill("#close-month input[name=month]", "2026-10")
+    page.click("#close-month button[type=submit]")
+    page.wait_for_selector('#statements tr[data-statement="1"]')
+    assert page.inner_text('tr[data-statement="1"] .total') == "16.66"
+    _shot(page, "statements")
+
+    # The statement shows its lines, the events behind them, and downloads as a PDF.
+    page.click('tr[data-statement="1"] >> text=1')
+    assert page.inner_text("#total") == "16.66"
+    calls = page.locator("#lines tr.events").first
+    calls.locator("summary").click()
+    assert "oct-1" in calls.inner_text() and "oct-2" in calls.inner_text()
+    with page.expect_download() as download:
+        page.click("text=PDF")
+    assert download.value.suggested_filename == "statement-1.pdf"
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    _shot(page, "statement")

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from voxmeter.contract import wire
 from voxmeter.server import ingest, observability, openapi, reports
 from voxmeter.server.admin import api as admin
+from voxmeter.server.admin import statements
 from voxmeter.server.console import pages
 
 
@@ -62,11 +63,25 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(f"{admin.PREFIX}/operations/{{name}}/corrections", "POST", admin.corrections),
     Endpoint(f"{admin.PREFIX}/usage", "GET", admin.usage),
     Endpoint(f"{admin.PREFIX}/audit", "GET", admin.audit),
+    Endpoint(f"{admin.PREFIX}/price-books", "GET", statements.list_price_books),
+    Endpoint(f"{admin.PREFIX}/price-books", "POST", statements.create_price_book),
+    Endpoint(f"{admin.PREFIX}/price-books/{{book}}", "GET", statements.show_price_book),
+    Endpoint(f"{admin.PREFIX}/price-books/{{book}}/prices", "POST", statements.set_price),
+    Endpoint(f"{admin.PREFIX}/price-books/{{book}}/terms", "POST", statements.set_terms),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/subscription", "PUT", statements.subscribe),
+    Endpoint(f"{admin.PREFIX}/operations/{{name}}/statement-preview", "GET", statements.preview),
+    Endpoint(f"{admin.PREFIX}/statements", "GET", statements.list_statements),
+    Endpoint(f"{admin.PREFIX}/statements/close", "POST", statements.close),
+    Endpoint(f"{admin.PREFIX}/statements/{{number}}", "GET", statements.show_statement),
+    Endpoint(f"{admin.PREFIX}/statements/{{number}}/lines", "GET", statements.statement_lines),
+    Endpoint(f"{admin.PREFIX}/statements/{{number}}/export", "GET", statements.export_statement),
     # The web console and the client portal.
     Endpoint("/", "GET", pages.root),
     Endpoint("/console", "GET", pages.overview_page),
     Endpoint("/console/login", "GET", pages.login_page),
     Endpoint("/console/audit", "GET", pages.audit_page),
+    Endpoint("/console/statements", "GET", pages.statements_page),
+    Endpoint("/console/statements/{number}", "GET", pages.statement_page),
     Endpoint("/console/operations/{name}", "GET", pages.operation_page),
     Endpoint("/console/operations/{name}/events", "GET", pages.events_page),
     Endpoint("/console/static/{file}", "GET", pages.static),

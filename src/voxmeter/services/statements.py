@@ -306,6 +306,14 @@ class StatementService:
                 )
         await self._statements.subscribe(operation.id, view.book.id, self._clock())
 
+    async def subscription(self, operation_name: str) -> str | None:
+        """The name of the price book the operation is billed on, if any."""
+        operation = await self._operation(operation_name)
+        book_id = await self._statements.subscription(operation.id)
+        if book_id is None:
+            return None
+        return (await self._statements.price_book_by_id(book_id)).name
+
     async def _operation(self, name: str) -> Operation:
         operation = await self._store.get_operation(name)
         if operation is None:

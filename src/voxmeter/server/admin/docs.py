@@ -48,10 +48,15 @@ def _call(
     params: list[dict[str, Any]] | None = None,
     body: bool = False,
     csv: bool = False,
+    files: bool = False,
 ) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "done", "content": dict(_ENVELOPE)}
     if csv:
         ok["content"]["text/csv"] = {}
+    if files:
+        ok["description"] = "done; a file (Content-Disposition: attachment) for csv and pdf"
+        ok["content"]["text/csv"] = {}
+        ok["content"]["application/pdf"] = {}
     operation: dict[str, Any] = {
         "summary": summary,
         "description": f"Needs the {role} role (an admin key, or a console session whose"
@@ -92,6 +97,9 @@ def paths() -> dict[str, Any]:
     month = _query("month", "YYYY-MM (default: the operation's current month)")
     limit = _query("limit", "how many, newest first (1 to 1000, default 100)")
     op = f"{PREFIX}/operations/{{name}}"
+    book_name, number = _path("book"), _path("number")
+    book, statement = f"{PREFIX}/price-books/{{book}}", f"{PREFIX}/statements/{{number}}"
+    export_format = _query("format", "json (default), csv or pdf")
     return {
         f"{PREFIX}/session": {
             "post": _call("Log in with a name and password: sets the session cookie and"
@@ -141,10 +149,44 @@ def paths() -> dict[str, Any]:
                 _query("group_by", "an event attribute, e.g. campaign"),
                 _query("format", "json (default) or csv")], csv=True)},
         f"{PREFIX}/audit": {"get": _call("The audit log, newest first", "viewer", [limit])},
+        f"{PREFIX}/price-books": {
+            "get": _call("Price books with every version", "viewer"),
+            "post": _call("Create a price book (name, currency, breakdown_attribute)", "admin",
+                          body=True),
+        },
+        book: {"get": _call("One price book with every version", "viewer", [book_name])},
+        f"{book}/prices": {"post": _call(
+            "Price a meter from a month on (meter, from YYYY-MM, unit_price or tiers"
+            " [{up_to, unit_price}], model flat|graduated|volume, included); decimals as"
+            " strings", "admin", [book_name], body=True)},
+        f"{book}/terms": {"post": _call(
+            "Tax rate, minimum and cap from a month on (from, tax_rate, minimum, cap;"
+            " cap null removes it)", "admin", [book_name], body=True)},
+        f"{op}/subscription": {"put": _call(
+            "Bill the operation on a price book ({price_book})", "admin", [name], body=True)},
+        f"{op}/statement-preview": {"get": _call(
+            "The current month so far, rated as it would close (not kept)", "viewer",
+            [name, export_format], files=True)},
+        f"{PREFIX}/statements": {"get": _call("Closed statements", "viewer", [
+            _query("operation", "one operation's only"), _query("month", "YYYY-MM")])},
+        f"{PREFIX}/statements/close": {"post": _call(
+            "Close a month ({month, operation?}) for every operation or one: one numbered"
+            " statement each, once; lists those already closed, not due or not billable",
+            "admin", body=True)},
+        statement: {"get": _call("One statement, as it was closed", "viewer", [number])},
+        f"{statement}/lines": {"get": _call(
+            "Each line of a statement with the ledger events behind it", "viewer", [number])},
+        f"{statement}/export": {"get": _call(
+            "A statement as a file: the kept JSON, CSV or PDF", "viewer",
+            [number, export_format], files=True)},
         "/": {"get": _page("Leads to the console")},
         "/console": {"get": _page("Console: overview of every operation")},
         "/console/login": {"get": _page("Console: log in")},
         "/console/audit": {"get": _page("Console: audit log")},
+        "/console/statements": {"get": _page("Console: closed statements, closing a month", [
+            _query("operation", "one operation's only"), _query("month", "YYYY-MM")])},
+        "/console/statements/{number}": {"get": _page(
+            "Console: one statement, its lines with their events, downloads", [number])},
         "/console/operations/{name}": {"get": _page("Console: one operation", [name, month])},
         "/console/operations/{name}/events": {"get": _page(
             "Console: events, corrections, rejection debugger", [name])},

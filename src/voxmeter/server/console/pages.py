@@ -1,4 +1,4 @@
-"""Console pages: overview, operation, events, audit log, login, and the client portal.
+"""Console pages: overview, operation, events, statements, audit log, login, the portal.
 
 Pages read through the same use cases as the admin API and change nothing:
 every change is a ``fetch`` from the page to the admin API, carrying the
@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -22,6 +23,7 @@ from voxmeter.contract.meters import BILLING_METERS
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.server.admin.api import MAX_LIMIT
 from voxmeter.server.admin.auth import console_of, session_caller
+from voxmeter.server.admin.statements import MAX_NUMBER_DIGITS, statement_summary
 from voxmeter.services.admins import Caller
 from voxmeter.services.insights import Month, meter_named
 from voxmeter.storage.admin import EventQuery
@@ -83,10 +85,16 @@ async def operation_page(request: Request) -> Response:
         return _refused(request, caller, exc)
     archived = operation.id in await console.store.archived_operations()
     daily = await console.insights.daily(operation, month)
+    preview, unrated = None, None
+    try:
+        preview = await console.services.statements.preview(operation.name)
+    except errors.ApiError as exc:  # not subscribed, or no prices in force this month
+        unrated = exc.msg
     return _page(
         request, "operation.html", caller,
         operation=operation, archived=archived, month=month, services=SERVICE_FLAGS,
         charts=_charts(daily), tokens=await console.services.tokens.standings(operation),
+        preview=preview, unrated=unrated,
     )  # fmt: skip
 
 
@@ -114,6 +122,42 @@ async def events_page(request: Request) -> Response:
         request, "events.html", caller, operation=operation, events=events, batches=batches,
         meter=meter or "", event_id=query.get("id", ""),
     )  # fmt: skip
+
+
+async def statements_page(request: Request) -> Response:
+    caller = await session_caller(request)
+    if caller is None:
+        return _to_login()
+    query = request.query_params
+    statements = console_of(request).services.statements
+    try:
+        found = await statements.list_statements(
+            query.get("operation") or None, query.get("month") or None
+        )
+    except errors.ApiError as exc:
+        return _refused(request, caller, exc)
+    return _page(
+        request, "statements.html", caller, statements=[statement_summary(s) for s in found],
+        operation=query.get("operation", ""), month=query.get("month", ""),
+    )  # fmt: skip
+
+
+async def statement_page(request: Request) -> Response:
+    caller = await session_caller(request)
+    if caller is None:
+        return _to_login()
+    statements = console_of(request).services.statements
+    text = request.path_params["number"]
+    try:
+        if not text.isdigit() or len(text) > MAX_NUMBER_DIGITS:
+            raise errors.ApiError(404, errors.STATEMENT_UNKNOWN.format(number=text))
+        stored = await statements.get(int(text))
+        lines = await statements.lines(stored.number)
+    except errors.ApiError as exc:
+        return _refused(request, caller, exc)
+    return _page(
+        request, "statement.html", caller, statement=orjson.loads(stored.document), lines=lines
+    )
 
 
 async def audit_page(request: Request) -> Response:

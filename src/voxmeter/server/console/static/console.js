@@ -148,3 +148,25 @@ on("correction", "submit", async (event) => {
     output.textContent = error.message;
   }
 });
+
+// Statements: close a month, then show the new statements in the list.
+on("close-month", "submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { month: form.get("month") };
+  if (form.get("operation")) body.operation = form.get("operation");
+  const output = document.getElementById("close-result");
+  try {
+    const [outcome] = await call("POST", "/statements/close", body);
+    if (outcome.closed.length) {
+      location.reload();
+      return;
+    }
+    const skipped = [["already closed", outcome.already_closed], ["not due yet", outcome.not_due],
+      ["not billable", outcome.not_billable]].filter(([, names]) => names.length);
+    output.textContent = "Nothing closed. " +
+      skipped.map(([label, names]) => label + ": " + names.join(", ")).join("; ");
+  } catch (error) {
+    output.textContent = error.message;
+  }
+});
