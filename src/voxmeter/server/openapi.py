@@ -1,19 +1,20 @@
-"""The OpenAPI 3.1 document and a self-contained HTML page of it.
+"""The OpenAPI 3.1 document and the interactive page that renders it.
 
 Generated from the meters catalogue and the contract's messages, so it
 cannot drift from what the server answers; a test compares it with the
-routes.
+routes. The page is the vendored Swagger UI (static/swagger-ui, with its
+licence), served from here: it fetches nothing from another host.
 """
 
 from __future__ import annotations
 
-import html
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 from voxmeter import __version__
 from voxmeter.contract import errors, wire
@@ -22,6 +23,39 @@ from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.server.admin import docs as admin_docs
 
+DOCS_ASSETS_PATH = f"{wire.DOCS_PATH}/assets/{{file}}"
+_STATIC = Path(__file__).resolve().parent / "static"
+_JS, _CSS, _TEXT = (
+    f"{kind}; charset=utf-8" for kind in ("text/javascript", "text/css", "text/plain")
+)
+_ASSETS = {
+    "docs.js": (_STATIC / "docs.js", _JS),
+    "swagger-ui-bundle.js": (_STATIC / "swagger-ui" / "swagger-ui-bundle.js", _JS),
+    "swagger-ui.css": (_STATIC / "swagger-ui" / "swagger-ui.css", _CSS),
+    "LICENSE": (_STATIC / "swagger-ui" / "LICENSE", _TEXT),
+    "NOTICE": (_STATIC / "swagger-ui" / "NOTICE", _TEXT),
+}
+_ASSETS_URL = DOCS_ASSETS_PATH.removesuffix("{file}")
+_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>voxmeter API</title>"
+    f'<link rel=stylesheet href="{_ASSETS_URL}swagger-ui.css">'
+    f"<noscript>The reference needs JavaScript; the document itself is"
+    f' <a href="{wire.OPENAPI_PATH}">{wire.OPENAPI_PATH}</a>.</noscript>'
+    "<div id=swagger-ui></div>"
+    f'<script src="{_ASSETS_URL}swagger-ui-bundle.js"></script>'
+    f'<script src="{_ASSETS_URL}docs.js"></script>'
+    f'<footer><a href="{_ASSETS_URL}LICENSE">Swagger UI licence</a>'
+    f' and <a href="{_ASSETS_URL}NOTICE">notice</a></footer></html>'
+)
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+# Scripts and styles only from files of this server (no inline ones, no other host);
+# Swagger UI draws its icons as data: images.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
+    " img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    **_NOSNIFF,
+}
 _STRING = {"type": "string"}
 _TOKEN = {"in": "header", "name": wire.TOKEN_HEADER, "required": True, "schema": _STRING,
           "description": "The operation's token."}  # fmt: skip
@@ -269,7 +303,15 @@ def document() -> dict[str, Any]:
                 "get": _plain("Database reachable, schema current", "application/json")
                 | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
             wire.OPENAPI_PATH: {"get": _plain("This document", "application/json")},
-            wire.DOCS_PATH: {"get": _plain("This document as a page", "text/html")},
+            wire.DOCS_PATH: {"get": _plain("This document as an interactive page", "text/html")},
+            DOCS_ASSETS_PATH: {"get": {
+                "summary": "The page's script, stylesheet, and Swagger UI's licence and notice",
+                "parameters": [{"in": "path", "name": "file", "required": True,
+                                "schema": {"type": "string", "enum": list(_ASSETS)}}],
+                "responses": {
+                    "200": {"description": "the file", "content": {
+                        media: {} for _, media in _ASSETS.values()}},
+                    "404": _refusal(404, [errors.NOT_FOUND])}}},
             **admin_docs.paths(),
         },
     }  # fmt: skip
@@ -280,34 +322,16 @@ async def openapi_json(request: Request) -> Response:
 
 
 async def docs(request: Request) -> HTMLResponse:
-    """A page of the document, with no assets to fetch (works offline)."""
-    parts = [
-        "<!doctype html><meta charset=utf-8><title>voxmeter API</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem}code{background:#f3f3f3;padding:0 .2em}td,th{border-bottom:1px solid"
-        " #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}</style>",
-        f"<h1>voxmeter {html.escape(__version__)}</h1>",
-        f"<p>{html.escape(document()['info']['description'])}"
-        " The machine-readable document is <a href=/openapi.json>/openapi.json</a>.</p>",
-    ]
-    for path, operations in document()["paths"].items():
-        for method, operation in operations.items():
-            parts.append(f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>")
-            parts.append(f"<p>{html.escape(operation.get('summary', ''))}</p>")
-            if operation.get("description"):
-                parts.append(f"<p>{html.escape(operation['description'])}</p>")
-            rows = "".join(
-                f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                f"<td>{'required' if p.get('required') else ''}</td>"
-                f"<td>{html.escape(', '.join(map(str, p['schema'].get('enum', []))))}</td>"
-                f"<td>{html.escape(p.get('description', ''))}</td></tr>"
-                for p in operation.get("parameters", [])
-            )
-            if rows:
-                parts.append(f"<table><tr><th>parameter<th>in<th><th>values<th></tr>{rows}</table>")
-            answers = "".join(
-                f"<tr><td>{status}</td><td>{html.escape(answer['description'])}</td></tr>"
-                for status, answer in operation["responses"].items()
-            )
-            parts.append(f"<table><tr><th>status<th>answer</tr>{answers}</table>")
-    return HTMLResponse("".join(parts))
+    """The interactive reference: the vendored Swagger UI rendering /openapi.json."""
+    return HTMLResponse(_PAGE, headers=_PAGE_HEADERS)
+
+
+async def docs_asset(request: Request) -> Response:
+    """One of the page's own files; nothing else is served from here."""
+    asset = _ASSETS.get(request.path_params["file"])
+    if asset is None:
+        raise errors.not_found()
+    path, media_type = asset
+    return FileResponse(
+        path, media_type=media_type, headers={"Cache-Control": "max-age=3600", **_NOSNIFF}
+    )
