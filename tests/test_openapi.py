@@ -37,6 +37,26 @@ def test_every_route_is_documented_and_nothing_else():
     assert routed == documented
 
 
+def test_every_operation_shows_an_example_answer_and_every_json_answer_has_one():
+    missing = []
+    for path, operations in document()["paths"].items():
+        for method, operation in operations.items():
+            media = [
+                (status, kind, content)
+                for status, answer in operation["responses"].items()
+                for kind, content in answer.get("content", {}).items()
+            ]
+            shown = [m for m in media if "example" in m[2] or "examples" in m[2]]
+            if not shown or any(
+                kind == "application/json" and m not in shown for m in media for kind in [m[1]]
+            ):
+                missing.append(f"{method.upper()} {path}")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body and "example" not in body and path.startswith("/api/"):
+                missing.append(f"{method.upper()} {path} request")
+    assert missing == []
+
+
 def test_the_document_and_the_page_are_served(server: RunningServer):
     with server.client() as http:
         spec = http.get("/openapi.json").json()

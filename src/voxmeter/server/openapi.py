@@ -18,9 +18,9 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from voxmeter import __version__
 from voxmeter.contract import errors, wire
-from voxmeter.contract.envelope import BILLING_MSG
+from voxmeter.contract.envelope import BILLING_MSG, success_code
 from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
-from voxmeter.contract.services import SERVICE_FLAGS
+from voxmeter.contract.services import SERVICE_FLAGS, SERVICES_MSG, services_record
 from voxmeter.server.admin import docs as admin_docs
 
 DOCS_ASSETS_PATH = f"{wire.DOCS_PATH}/assets/{{file}}"
@@ -57,6 +57,7 @@ _PAGE_HEADERS = {
     **_NOSNIFF,
 }
 _STRING = {"type": "string"}
+_EXAMPLE_OPERATION = "Acme BPO"
 _TOKEN = {"in": "header", "name": wire.TOKEN_HEADER, "required": True, "schema": _STRING,
           "description": "The operation's token."}  # fmt: skip
 _SERVER_HEADERS = [
@@ -79,12 +80,19 @@ def _envelope(data: dict[str, Any], code: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _answer(code: int | str, msg: str, data: list[Any]) -> dict[str, Any]:
+    """An example envelope; a refusal's ``error`` word comes from the contract."""
+    error = None if code in (200, "200") else errors.ApiError(int(code), msg).error
+    return {"summary": msg, "value": {"code": code, "error": error, "msg": msg, "data": data}}
+
+
 def _refusal(status: int, messages: list[str]) -> dict[str, Any]:
     return {
         "description": " / ".join(messages),
         "content": {
             "application/json": {
                 "schema": _envelope({}, {"type": "integer", "const": status}),
+                "examples": {msg: _answer(status, msg, []) for msg in messages},
             }
         },
     }
@@ -138,13 +146,40 @@ def _report_operation(family: Family) -> dict[str, Any]:
                    "Last day, inside the current month."),
         ]  # fmt: skip
         data, msg = _ROW, BILLING_MSG
+        ivr_calls = next(m for m in METERS if m.api == "ivr_calls")
+        row = {
+            "operation": _EXAMPLE_OPERATION,
+            "description": ivr_calls.description,
+            "items": "35861",
+            "date": "2026-11-24",
+        }
+        examples = {"ivr_calls": _answer(success_code(ivr_calls.code_type), msg, [row])}
     else:
         services = _record(["licenses", "pbx", *SERVICE_FLAGS])
         token_info = _record(
             ["description", "token_limit", "token_use_today", "all_token_today",
              "available_consumption_options"]
         )  # fmt: skip
-        data, msg = {"oneOf": [services, token_info]}, "1 records were found"
+        data, msg = {"oneOf": [services, token_info]}, SERVICES_MSG
+        code = {m.api: success_code(m.code_type) for m in METERS if m.family is family}
+        examples = {
+            "services": _answer(
+                code["services"], msg, [services_record(40, 2, frozenset({"rsync"}))]
+            ),
+            "token_info": _answer(
+                code["token_info"],
+                msg,
+                [
+                    {
+                        "description": "billing export",
+                        "token_limit": "40000",
+                        "token_use_today": "12",
+                        "all_token_today": "31",
+                        "available_consumption_options": "39988",
+                    }
+                ],
+            ),
+        }
     return {
         "summary": f"The {family.value} family",
         "description": f'`code` is the string "200" for {", ".join(string_apis)};'
@@ -154,7 +189,9 @@ def _report_operation(family: Family) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": msg,
-                "content": {"application/json": {"schema": _envelope(data, _ANY_CODE)}},
+                "content": {
+                    "application/json": {"schema": _envelope(data, _ANY_CODE), "examples": examples}
+                },
             },
             "400": _refusal(
                 400,
@@ -196,6 +233,19 @@ _CORRECTION = {
         "reason": {"type": "string", "maxLength": 500},
     },
 }
+_EVENT_EXAMPLE = {
+    "id": "cdr-991",
+    "meter": "ivr_calls",
+    "quantity": 12,
+    "time": "2026-11-24T10:00:00-05:00",
+    "attributes": {"campaign": "renewals"},
+}
+_CORRECTION_EXAMPLE = {
+    "id": "cdr-991",
+    "action": "amend",
+    "quantity": 10,
+    "reason": "two calls were test calls",
+}
 _UPLOAD_REFUSALS = {
     "400": _refusal(400, [errors.EVENTS_INVALID, errors.BODY_NOT_JSON, errors.PARAMETERS_REQUIRED]),
     "409": _refusal(409, [errors.EVENT_ID_CONFLICT]),
@@ -207,11 +257,23 @@ _UPLOAD_REFUSALS = {
 }
 
 
-_OK_OBJECT = {"application/json": {"schema": _envelope({"type": "object"}, {"const": 200})}}
+def _ok_object(msg: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "application/json": {
+            "schema": _envelope({"type": "object"}, {"const": 200}),
+            "examples": {"ok": _answer(200, msg, data)},
+        }
+    }
 
 
 def _upload(
-    key: str, item: dict[str, Any], summary: str, msg: str, **extra: dict[str, Any]
+    key: str,
+    item: dict[str, Any],
+    example: dict[str, Any],
+    summary: str,
+    msg: str,
+    summary_row: dict[str, Any],
+    **extra: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -225,31 +287,41 @@ def _upload(
                         "type": "object",
                         "required": [key],
                         "properties": {key: {"type": "array", "items": item, "maxItems": 10000}},
-                    }
+                    },
+                    "example": {key: [example]},
                 },
-                "application/x-ndjson": {"schema": _STRING},
+                "application/x-ndjson": {
+                    "schema": _STRING,
+                    "example": orjson.dumps(example).decode() + "\n",
+                },
             },
         },
         "responses": {
-            "200": {
-                "description": msg,
-                "content": {
-                    "application/json": {"schema": _envelope({"type": "object"}, {"const": 200})}
-                },
-            },
+            "200": {"description": msg, "content": _ok_object(msg, [summary_row])},
             **_UPLOAD_REFUSALS,
+            **extra,
         },
     }
 
 
-def _plain(summary: str, media: str) -> dict[str, Any]:
-    return {"summary": summary, "responses": {"200": {"description": "OK", "content": {media: {}}}}}
+def _plain(summary: str, media: str, example: Any) -> dict[str, Any]:
+    content = {media: {"example": example}}
+    return {"summary": summary, "responses": {"200": {"description": "OK", "content": content}}}
 
 
 @cache
 def document() -> dict[str, Any]:
-    probe_refusal = {"503": {"description": "not ready", "content": {"application/json": {}}}}
-    metrics = _plain("Prometheus metrics", "text/plain")
+    up = {"status": "ok"}
+    not_ready = {"status": "unavailable", "reason": "database unreachable"}
+    probe_refusal = {
+        "503": {"description": "not ready", "content": {"application/json": {"example": not_ready}}}
+    }
+    metrics = _plain(
+        "Prometheus metrics",
+        "text/plain",
+        "# TYPE voxmeter_requests_total counter\n"
+        'voxmeter_requests_total{path="/api/v2/billing.php",status="200"} 42\n',
+    )
     metrics["security"] = [{}, {"metricsToken": []}]  # a token only when one is configured
     metrics["responses"]["401"] = _refusal(401, [errors.METRICS_TOKEN])
     return {
@@ -273,8 +345,10 @@ def document() -> dict[str, Any]:
             wire.BILLING_PATH: {"get": _report_operation(Family.BILLING)},
             wire.INFORMATION_PATH: {"get": _report_operation(Family.INFORMATION)},
             wire.EVENTS_PATH: {
-                "post": _upload("events", _EVENT, "Record a batch of usage events (all or none)",
-                                errors.EVENTS_RECORDED),
+                "post": _upload("events", _EVENT, _EVENT_EXAMPLE,
+                                "Record a batch of usage events (all or none)",
+                                errors.EVENTS_RECORDED, {"received": 1, "accepted": 1,
+                                "duplicates": 0, "duplicate_indexes": []}),
                 "get": {
                     "summary": "Recent accepted or refused events of the token's operation",
                     "parameters": [
@@ -286,31 +360,41 @@ def document() -> dict[str, Any]:
                     ],
                     "security": [{"wolkvoxToken": []}],
                     "responses": {
-                        "200": {"description": "records found", "content": _OK_OBJECT},
+                        "200": {"description": "records found", "content": _ok_object(
+                            errors.EVENTS_FOUND.format(count=1), [{
+                                "id": "cdr-991", "meter": "ivr_calls", "quantity": "12",
+                                "counted": "12", "state": "counted",
+                                "time": "2026-11-24T15:00:00+00:00",
+                                "received_at": "2026-11-24T15:00:02+00:00"}])},
                         "400": _refusal(400, [errors.INVALID_PARAMETERS]),
                         **_AUTH_REFUSALS,
                     },
                 },
             },
             wire.CORRECTIONS_PATH: {
-                "post": _upload("corrections", _CORRECTION, "Void or amend events by id",
-                                errors.CORRECTIONS_APPLIED,
+                "post": _upload("corrections", _CORRECTION, _CORRECTION_EXAMPLE,
+                                "Void or amend events by id", errors.CORRECTIONS_APPLIED,
+                                {"applied": 1, "unchanged": 0, "results": ["applied"]},
                                 **{"404": _refusal(404, [errors.EVENTS_UNKNOWN])}),
             },
             wire.METRICS_PATH: {"get": metrics},
-            wire.HEALTH_PATH: {"get": _plain("The process answers", "application/json")},
+            wire.HEALTH_PATH: {"get": _plain("The process answers", "application/json", up)},
             wire.READY_PATH: {
-                "get": _plain("Database reachable, schema current", "application/json")
-                | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
-            wire.OPENAPI_PATH: {"get": _plain("This document", "application/json")},
-            wire.DOCS_PATH: {"get": _plain("This document as an interactive page", "text/html")},
+                "get": _plain("Database reachable, schema current", "application/json", up)
+                | {"responses": {"200": {"description": "ready", "content": {
+                    "application/json": {"example": up}}}, **probe_refusal}}},
+            wire.OPENAPI_PATH: {"get": _plain("This document", "application/json", {
+                "openapi": "3.1.0", "info": {"title": "voxmeter", "version": __version__}})},
+            wire.DOCS_PATH: {"get": _plain("This document as an interactive page", "text/html",
+                                           _PAGE)},
             DOCS_ASSETS_PATH: {"get": {
                 "summary": "The page's script, stylesheet, and Swagger UI's licence and notice",
                 "parameters": [{"in": "path", "name": "file", "required": True,
                                 "schema": {"type": "string", "enum": list(_ASSETS)}}],
                 "responses": {
                     "200": {"description": "the file", "content": {
-                        media: {} for _, media in _ASSETS.values()}},
+                        media.split(";")[0]: {} for _, media in _ASSETS.values()}
+                        | {"text/plain": {"example": _ASSETS["NOTICE"][0].read_text()}}},
                     "404": _refusal(404, [errors.NOT_FOUND])}}},
             **admin_docs.paths(),
         },
