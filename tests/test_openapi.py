@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 
 import pytest
 import schemathesis
@@ -35,18 +37,83 @@ def test_every_route_is_documented_and_nothing_else():
     assert routed == documented
 
 
+def test_every_operation_shows_an_example_answer_and_every_json_answer_has_one():
+    missing = []
+    for path, operations in document()["paths"].items():
+        for method, operation in operations.items():
+            media = [
+                (status, kind, content)
+                for status, answer in operation["responses"].items()
+                for kind, content in answer.get("content", {}).items()
+            ]
+            shown = [m for m in media if "example" in m[2] or "examples" in m[2]]
+            if not shown or any(
+                kind == "application/json" and m not in shown for m in media for kind in [m[1]]
+            ):
+                missing.append(f"{method.upper()} {path}")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body and "example" not in body and path.startswith("/api/"):
+                missing.append(f"{method.upper()} {path} request")
+    assert missing == []
+
+
 def test_the_document_and_the_page_are_served(server: RunningServer):
     with server.client() as http:
         spec = http.get("/openapi.json").json()
         page = http.get("/docs")
+        assets = {
+            name: http.get(f"/docs/assets/{name}")
+            for name in re.findall(r'(?:src|href)="/docs/assets/([^"]+)"', page.text)
+        }
+        unknown = http.get("/docs/assets/openapi.py")
     assert spec["openapi"] == "3.1.0"
     assert (
         "ivr_calls"
         in spec["paths"]["/api/v2/billing.php"]["get"]["parameters"][0]["schema"]["enum"]
     )
-    assert page.status_code == 200
-    assert "GET /api/v2/billing.php" in page.text
-    assert "<script" not in page.text and "http" not in page.text.split("/openapi.json")[0]
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # Everything the page loads is this server's own: no URL names another host.
+    assert re.findall(r"(?:https?:)?//[^\s\"'<>]+", page.text) == []
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert {
+        name: (r.status_code, r.headers["content-type"].split(";")[0]) for name, r in assets.items()
+    } == {
+        "swagger-ui.css": (200, "text/css"),
+        "swagger-ui-bundle.js": (200, "text/javascript"),
+        "docs.js": (200, "text/javascript"),
+        "LICENSE": (200, "text/plain"),
+        "NOTICE": (200, "text/plain"),
+    }
+    assert 'url: "/openapi.json"' in assets["docs.js"].text
+    assert "Apache License" in assets["LICENSE"].text
+    assert unknown.status_code == 404 and unknown.json()["code"] == 404
+
+
+def test_the_page_renders_every_operation_in_a_browser(server: RunningServer):
+    """Swagger UI draws the document under the page's CSP, asking no other host for anything."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            requested: list[str] = []
+            complaints: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("console", lambda message: complaints.append(message.text))
+            page.goto(server.base_url + "/docs")
+            page.wait_for_selector(".opblock-summary-path")
+            drawn = page.locator(".opblock").count()
+            page.locator(".opblock-summary", has_text="/api/v2/billing.php").first.click()
+            page.wait_for_selector(".opblock-body .example, .opblock-body .microlight")
+        finally:
+            browser.close()
+    assert drawn == sum(len(operations) for operations in document()["paths"].values())
+    assert all(url.startswith(server.base_url) or url.startswith("data:") for url in requested)
+    assert [text for text in complaints if "Content Security Policy" in text] == []
 
 
 @pytest.fixture

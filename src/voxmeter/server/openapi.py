@@ -1,28 +1,63 @@
-"""The OpenAPI 3.1 document and a self-contained HTML page of it.
+"""The OpenAPI 3.1 document and the interactive page that renders it.
 
 Generated from the meters catalogue and the contract's messages, so it
 cannot drift from what the server answers; a test compares it with the
-routes.
+routes. The page is the vendored Swagger UI (static/swagger-ui, with its
+licence), served from here: it fetches nothing from another host.
 """
 
 from __future__ import annotations
 
-import html
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 from voxmeter import __version__
 from voxmeter.contract import errors, wire
-from voxmeter.contract.envelope import BILLING_MSG
+from voxmeter.contract.envelope import BILLING_MSG, success_code
 from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
-from voxmeter.contract.services import SERVICE_FLAGS
+from voxmeter.contract.services import SERVICE_FLAGS, SERVICES_MSG, services_record
 from voxmeter.server.admin import docs as admin_docs
 
+DOCS_ASSETS_PATH = f"{wire.DOCS_PATH}/assets/{{file}}"
+_STATIC = Path(__file__).resolve().parent / "static"
+_JS, _CSS, _TEXT = (
+    f"{kind}; charset=utf-8" for kind in ("text/javascript", "text/css", "text/plain")
+)
+_ASSETS = {
+    "docs.js": (_STATIC / "docs.js", _JS),
+    "swagger-ui-bundle.js": (_STATIC / "swagger-ui" / "swagger-ui-bundle.js", _JS),
+    "swagger-ui.css": (_STATIC / "swagger-ui" / "swagger-ui.css", _CSS),
+    "LICENSE": (_STATIC / "swagger-ui" / "LICENSE", _TEXT),
+    "NOTICE": (_STATIC / "swagger-ui" / "NOTICE", _TEXT),
+}
+_ASSETS_URL = DOCS_ASSETS_PATH.removesuffix("{file}")
+_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>voxmeter API</title>"
+    f'<link rel=stylesheet href="{_ASSETS_URL}swagger-ui.css">'
+    f"<noscript>The reference needs JavaScript; the document itself is"
+    f' <a href="{wire.OPENAPI_PATH}">{wire.OPENAPI_PATH}</a>.</noscript>'
+    "<div id=swagger-ui></div>"
+    f'<script src="{_ASSETS_URL}swagger-ui-bundle.js"></script>'
+    f'<script src="{_ASSETS_URL}docs.js"></script>'
+    f'<footer><a href="{_ASSETS_URL}LICENSE">Swagger UI licence</a>'
+    f' and <a href="{_ASSETS_URL}NOTICE">notice</a></footer></html>'
+)
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+# Scripts and styles only from files of this server (no inline ones, no other host);
+# Swagger UI draws its icons as data: images.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
+    " img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    **_NOSNIFF,
+}
 _STRING = {"type": "string"}
+_EXAMPLE_OPERATION = "Acme BPO"
 _TOKEN = {"in": "header", "name": wire.TOKEN_HEADER, "required": True, "schema": _STRING,
           "description": "The operation's token."}  # fmt: skip
 _SERVER_HEADERS = [
@@ -45,12 +80,19 @@ def _envelope(data: dict[str, Any], code: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _answer(code: int | str, msg: str, data: list[Any]) -> dict[str, Any]:
+    """An example envelope; a refusal's ``error`` word comes from the contract."""
+    error = None if code in (200, "200") else errors.ApiError(int(code), msg).error
+    return {"summary": msg, "value": {"code": code, "error": error, "msg": msg, "data": data}}
+
+
 def _refusal(status: int, messages: list[str]) -> dict[str, Any]:
     return {
         "description": " / ".join(messages),
         "content": {
             "application/json": {
                 "schema": _envelope({}, {"type": "integer", "const": status}),
+                "examples": {msg: _answer(status, msg, []) for msg in messages},
             }
         },
     }
@@ -104,13 +146,40 @@ def _report_operation(family: Family) -> dict[str, Any]:
                    "Last day, inside the current month."),
         ]  # fmt: skip
         data, msg = _ROW, BILLING_MSG
+        ivr_calls = next(m for m in METERS if m.api == "ivr_calls")
+        row = {
+            "operation": _EXAMPLE_OPERATION,
+            "description": ivr_calls.description,
+            "items": "35861",
+            "date": "2026-11-24",
+        }
+        examples = {"ivr_calls": _answer(success_code(ivr_calls.code_type), msg, [row])}
     else:
         services = _record(["licenses", "pbx", *SERVICE_FLAGS])
         token_info = _record(
             ["description", "token_limit", "token_use_today", "all_token_today",
              "available_consumption_options"]
         )  # fmt: skip
-        data, msg = {"oneOf": [services, token_info]}, "1 records were found"
+        data, msg = {"oneOf": [services, token_info]}, SERVICES_MSG
+        code = {m.api: success_code(m.code_type) for m in METERS if m.family is family}
+        examples = {
+            "services": _answer(
+                code["services"], msg, [services_record(40, 2, frozenset({"rsync"}))]
+            ),
+            "token_info": _answer(
+                code["token_info"],
+                msg,
+                [
+                    {
+                        "description": "billing export",
+                        "token_limit": "40000",
+                        "token_use_today": "12",
+                        "all_token_today": "31",
+                        "available_consumption_options": "39988",
+                    }
+                ],
+            ),
+        }
     return {
         "summary": f"The {family.value} family",
         "description": f'`code` is the string "200" for {", ".join(string_apis)};'
@@ -120,7 +189,9 @@ def _report_operation(family: Family) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": msg,
-                "content": {"application/json": {"schema": _envelope(data, _ANY_CODE)}},
+                "content": {
+                    "application/json": {"schema": _envelope(data, _ANY_CODE), "examples": examples}
+                },
             },
             "400": _refusal(
                 400,
@@ -162,6 +233,19 @@ _CORRECTION = {
         "reason": {"type": "string", "maxLength": 500},
     },
 }
+_EVENT_EXAMPLE = {
+    "id": "cdr-991",
+    "meter": "ivr_calls",
+    "quantity": 12,
+    "time": "2026-11-24T10:00:00-05:00",
+    "attributes": {"campaign": "renewals"},
+}
+_CORRECTION_EXAMPLE = {
+    "id": "cdr-991",
+    "action": "amend",
+    "quantity": 10,
+    "reason": "two calls were test calls",
+}
 _UPLOAD_REFUSALS = {
     "400": _refusal(400, [errors.EVENTS_INVALID, errors.BODY_NOT_JSON, errors.PARAMETERS_REQUIRED]),
     "409": _refusal(409, [errors.EVENT_ID_CONFLICT]),
@@ -173,11 +257,23 @@ _UPLOAD_REFUSALS = {
 }
 
 
-_OK_OBJECT = {"application/json": {"schema": _envelope({"type": "object"}, {"const": 200})}}
+def _ok_object(msg: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "application/json": {
+            "schema": _envelope({"type": "object"}, {"const": 200}),
+            "examples": {"ok": _answer(200, msg, data)},
+        }
+    }
 
 
 def _upload(
-    key: str, item: dict[str, Any], summary: str, msg: str, **extra: dict[str, Any]
+    key: str,
+    item: dict[str, Any],
+    example: dict[str, Any],
+    summary: str,
+    msg: str,
+    summary_row: dict[str, Any],
+    **extra: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -191,31 +287,41 @@ def _upload(
                         "type": "object",
                         "required": [key],
                         "properties": {key: {"type": "array", "items": item, "maxItems": 10000}},
-                    }
+                    },
+                    "example": {key: [example]},
                 },
-                "application/x-ndjson": {"schema": _STRING},
+                "application/x-ndjson": {
+                    "schema": _STRING,
+                    "example": orjson.dumps(example).decode() + "\n",
+                },
             },
         },
         "responses": {
-            "200": {
-                "description": msg,
-                "content": {
-                    "application/json": {"schema": _envelope({"type": "object"}, {"const": 200})}
-                },
-            },
+            "200": {"description": msg, "content": _ok_object(msg, [summary_row])},
             **_UPLOAD_REFUSALS,
+            **extra,
         },
     }
 
 
-def _plain(summary: str, media: str) -> dict[str, Any]:
-    return {"summary": summary, "responses": {"200": {"description": "OK", "content": {media: {}}}}}
+def _plain(summary: str, media: str, example: Any) -> dict[str, Any]:
+    content = {media: {"example": example}}
+    return {"summary": summary, "responses": {"200": {"description": "OK", "content": content}}}
 
 
 @cache
 def document() -> dict[str, Any]:
-    probe_refusal = {"503": {"description": "not ready", "content": {"application/json": {}}}}
-    metrics = _plain("Prometheus metrics", "text/plain")
+    up = {"status": "ok"}
+    not_ready = {"status": "unavailable", "reason": "database unreachable"}
+    probe_refusal = {
+        "503": {"description": "not ready", "content": {"application/json": {"example": not_ready}}}
+    }
+    metrics = _plain(
+        "Prometheus metrics",
+        "text/plain",
+        "# TYPE voxmeter_requests_total counter\n"
+        'voxmeter_requests_total{path="/api/v2/billing.php",status="200"} 42\n',
+    )
     metrics["security"] = [{}, {"metricsToken": []}]  # a token only when one is configured
     metrics["responses"]["401"] = _refusal(401, [errors.METRICS_TOKEN])
     return {
@@ -239,8 +345,10 @@ def document() -> dict[str, Any]:
             wire.BILLING_PATH: {"get": _report_operation(Family.BILLING)},
             wire.INFORMATION_PATH: {"get": _report_operation(Family.INFORMATION)},
             wire.EVENTS_PATH: {
-                "post": _upload("events", _EVENT, "Record a batch of usage events (all or none)",
-                                errors.EVENTS_RECORDED),
+                "post": _upload("events", _EVENT, _EVENT_EXAMPLE,
+                                "Record a batch of usage events (all or none)",
+                                errors.EVENTS_RECORDED, {"received": 1, "accepted": 1,
+                                "duplicates": 0, "duplicate_indexes": []}),
                 "get": {
                     "summary": "Recent accepted or refused events of the token's operation",
                     "parameters": [
@@ -252,24 +360,42 @@ def document() -> dict[str, Any]:
                     ],
                     "security": [{"wolkvoxToken": []}],
                     "responses": {
-                        "200": {"description": "records found", "content": _OK_OBJECT},
+                        "200": {"description": "records found", "content": _ok_object(
+                            errors.EVENTS_FOUND.format(count=1), [{
+                                "id": "cdr-991", "meter": "ivr_calls", "quantity": "12",
+                                "counted": "12", "state": "counted",
+                                "time": "2026-11-24T15:00:00+00:00",
+                                "received_at": "2026-11-24T15:00:02+00:00"}])},
                         "400": _refusal(400, [errors.INVALID_PARAMETERS]),
                         **_AUTH_REFUSALS,
                     },
                 },
             },
             wire.CORRECTIONS_PATH: {
-                "post": _upload("corrections", _CORRECTION, "Void or amend events by id",
-                                errors.CORRECTIONS_APPLIED,
+                "post": _upload("corrections", _CORRECTION, _CORRECTION_EXAMPLE,
+                                "Void or amend events by id", errors.CORRECTIONS_APPLIED,
+                                {"applied": 1, "unchanged": 0, "results": ["applied"]},
                                 **{"404": _refusal(404, [errors.EVENTS_UNKNOWN])}),
             },
             wire.METRICS_PATH: {"get": metrics},
-            wire.HEALTH_PATH: {"get": _plain("The process answers", "application/json")},
+            wire.HEALTH_PATH: {"get": _plain("The process answers", "application/json", up)},
             wire.READY_PATH: {
-                "get": _plain("Database reachable, schema current", "application/json")
-                | {"responses": {"200": {"description": "ready"}, **probe_refusal}}},
-            wire.OPENAPI_PATH: {"get": _plain("This document", "application/json")},
-            wire.DOCS_PATH: {"get": _plain("This document as a page", "text/html")},
+                "get": _plain("Database reachable, schema current", "application/json", up)
+                | {"responses": {"200": {"description": "ready", "content": {
+                    "application/json": {"example": up}}}, **probe_refusal}}},
+            wire.OPENAPI_PATH: {"get": _plain("This document", "application/json", {
+                "openapi": "3.1.0", "info": {"title": "voxmeter", "version": __version__}})},
+            wire.DOCS_PATH: {"get": _plain("This document as an interactive page", "text/html",
+                                           _PAGE)},
+            DOCS_ASSETS_PATH: {"get": {
+                "summary": "The page's script, stylesheet, and Swagger UI's licence and notice",
+                "parameters": [{"in": "path", "name": "file", "required": True,
+                                "schema": {"type": "string", "enum": list(_ASSETS)}}],
+                "responses": {
+                    "200": {"description": "the file", "content": {
+                        media.split(";")[0]: {} for _, media in _ASSETS.values()}
+                        | {"text/plain": {"example": _ASSETS["NOTICE"][0].read_text()}}},
+                    "404": _refusal(404, [errors.NOT_FOUND])}}},
             **admin_docs.paths(),
         },
     }  # fmt: skip
@@ -280,34 +406,16 @@ async def openapi_json(request: Request) -> Response:
 
 
 async def docs(request: Request) -> HTMLResponse:
-    """A page of the document, with no assets to fetch (works offline)."""
-    parts = [
-        "<!doctype html><meta charset=utf-8><title>voxmeter API</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem}code{background:#f3f3f3;padding:0 .2em}td,th{border-bottom:1px solid"
-        " #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}</style>",
-        f"<h1>voxmeter {html.escape(__version__)}</h1>",
-        f"<p>{html.escape(document()['info']['description'])}"
-        " The machine-readable document is <a href=/openapi.json>/openapi.json</a>.</p>",
-    ]
-    for path, operations in document()["paths"].items():
-        for method, operation in operations.items():
-            parts.append(f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>")
-            parts.append(f"<p>{html.escape(operation.get('summary', ''))}</p>")
-            if operation.get("description"):
-                parts.append(f"<p>{html.escape(operation['description'])}</p>")
-            rows = "".join(
-                f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                f"<td>{'required' if p.get('required') else ''}</td>"
-                f"<td>{html.escape(', '.join(map(str, p['schema'].get('enum', []))))}</td>"
-                f"<td>{html.escape(p.get('description', ''))}</td></tr>"
-                for p in operation.get("parameters", [])
-            )
-            if rows:
-                parts.append(f"<table><tr><th>parameter<th>in<th><th>values<th></tr>{rows}</table>")
-            answers = "".join(
-                f"<tr><td>{status}</td><td>{html.escape(answer['description'])}</td></tr>"
-                for status, answer in operation["responses"].items()
-            )
-            parts.append(f"<table><tr><th>status<th>answer</tr>{answers}</table>")
-    return HTMLResponse("".join(parts))
+    """The interactive reference: the vendored Swagger UI rendering /openapi.json."""
+    return HTMLResponse(_PAGE, headers=_PAGE_HEADERS)
+
+
+async def docs_asset(request: Request) -> Response:
+    """One of the page's own files; nothing else is served from here."""
+    asset = _ASSETS.get(request.path_params["file"])
+    if asset is None:
+        raise errors.not_found()
+    path, media_type = asset
+    return FileResponse(
+        path, media_type=media_type, headers={"Cache-Control": "max-age=3600", **_NOSNIFF}
+    )

@@ -39,6 +39,7 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(wire.READY_PATH, "GET", observability.readyz),
     Endpoint(wire.OPENAPI_PATH, "GET", openapi.openapi_json),
     Endpoint(wire.DOCS_PATH, "GET", openapi.docs),
+    Endpoint(openapi.DOCS_ASSETS_PATH, "GET", openapi.docs_asset),
     # The admin API (admin keys or console sessions; never operation tokens).
     Endpoint(f"{admin.PREFIX}/session", "POST", admin.login),
     Endpoint(f"{admin.PREFIX}/session", "DELETE", admin.logout),

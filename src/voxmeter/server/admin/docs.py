@@ -4,29 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from voxmeter.contract import errors
 from voxmeter.server.admin.api import PREFIX
 
-_ENVELOPE = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "required": ["code", "error", "msg", "data"],
-            "properties": {"code": {}, "error": {}, "msg": {"type": "string"},
-                           "data": {"type": "array"}},
-        }
-    }
-}  # fmt: skip
-_REFUSALS = {
-    status: {"description": text, "content": _ENVELOPE}
-    for status, text in (
-        ("400", "invalid input"),
-        ("401", "no valid admin key or session"),
-        ("403", "the role does not allow it, or the CSRF token is missing"),
-        ("404", "no such operation, token or resource"),
-        ("409", "already exists or already done"),
-        ("413", "body too large"),
-    )
+_SCHEMA = {
+    "type": "object",
+    "required": ["code", "error", "msg", "data"],
+    "properties": {"code": {}, "error": {}, "msg": {"type": "string"}, "data": {"type": "array"}},
 }
+
+
+def _envelope(status: int, msg: str) -> dict[str, Any]:
+    """The envelope with one example answer; a refusal's ``error`` word from the contract."""
+    error = None if status == 200 else errors.ApiError(status, msg).error
+    example: dict[str, Any] = {"code": status, "error": error, "msg": msg, "data": []}
+    return {"application/json": {"schema": _SCHEMA, "example": example}}
+
+
+_REFUSALS = {
+    str(status): {"description": text, "content": _envelope(status, msg)}
+    for status, text, msg in (
+        (400, "invalid input", errors.INVALID_PARAMETERS),
+        (401, "no valid admin key or session", errors.ADMIN_LOGIN_REQUIRED),
+        (403, "the role does not allow it, or the CSRF token is missing",
+         errors.ADMIN_ROLE_REQUIRED.format(role="ADMIN")),
+        (404, "no such operation, token or resource", errors.NOT_FOUND),
+        (409, "already exists or already done",
+         errors.OPERATION_EXISTS.format(name="Acme BPO")),
+        (413, "body too large", errors.BODY_TOO_LARGE.format(limit=1048576)),
+    )
+}  # fmt: skip
 _BODY = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
@@ -49,8 +56,10 @@ def _call(
     body: bool = False,
     csv: bool = False,
     files: bool = False,
+    done: str = errors.EVENTS_FOUND.format(count=0),
 ) -> dict[str, Any]:
-    ok: dict[str, Any] = {"description": "done", "content": dict(_ENVELOPE)}
+    """``done`` is the success message, a listing's unless the call changes something."""
+    ok: dict[str, Any] = {"description": "done", "content": _envelope(200, done)}
     if csv:
         ok["content"]["text/csv"] = {}
     if files:
@@ -77,7 +86,10 @@ def _page(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str,
         "tags": ["console"],
         "parameters": params or [],
         "responses": {
-            "200": {"description": "the page", "content": {"text/html": {}}},
+            "200": {
+                "description": "the page",
+                "content": {"text/html": {"example": "<!doctype html><html lang=en>…</html>"}},
+            },
             "303": {"description": "to the login page, without a session"},
             "307": {"description": "to the console"},
             "403": {"description": "refused", "content": {"text/html": {}}},
@@ -103,37 +115,39 @@ def paths() -> dict[str, Any]:
     return {
         f"{PREFIX}/session": {
             "post": _call("Log in with a name and password: sets the session cookie and"
-                          " returns the CSRF token", "no", body=True) | {"security": []},
-            "delete": _call("Log out", "viewer"),
+                          " returns the CSRF token", "no", body=True, done="LOGGED IN")
+                    | {"security": []},
+            "delete": _call("Log out", "viewer", done="LOGGED OUT"),
         },
         f"{PREFIX}/whoami": {"get": _call("The caller's identity", "viewer")},
         f"{PREFIX}/identities": {
             "get": _call("Admin identities", "owner"),
             "post": _call("Create a person or API key (name, role, kind): secret shown once",
-                          "owner", body=True),
+                          "owner", body=True, done="ADMIN CREATED"),
         },
         f"{PREFIX}/overview": {"get": _call(
             "Every operation: month to date per meter, same day last month, calls today",
             "viewer")},
         f"{PREFIX}/operations": {
             "get": _call("Every operation", "viewer"),
-            "post": _call("Create an operation", "admin", body=True),
+            "post": _call("Create an operation", "admin", body=True, done="OPERATION CREATED"),
         },
         op: {"get": _call("One operation", "viewer", [name]),
              "patch": _call("Change licenses, PBX, services, time zone", "admin", [name],
-                            body=True)},
+                            body=True, done="OPERATION CHANGED")},
         f"{op}/archive": {"post": _call("Archive the operation, revoking its tokens", "admin",
-                                        [name])},
+                                        [name], done="OPERATION ARCHIVED")},
         f"{op}/portal-link": {"post": _call("A signed, expiring client-portal link", "admin",
-                                            [name])},
+                                            [name], done="PORTAL LINK CREATED")},
         f"{op}/tokens": {
             "get": _call("Tokens with today's use", "viewer", [name]),
             "post": _call("Create a token (scope, description): secret shown once", "admin",
-                          [name], body=True),
+                          [name], body=True, done="TOKEN CREATED"),
         },
-        f"{op}/tokens/{{token_id}}": {"delete": _call("Revoke a token", "admin", [name, token])},
+        f"{op}/tokens/{{token_id}}": {"delete": _call("Revoke a token", "admin", [name, token],
+                                                      done="TOKEN REVOKED")},
         f"{PREFIX}/tokens/{{token_id}}": {"delete": _call(
-            "Revoke a token by its id alone", "admin", [token])},
+            "Revoke a token by its id alone", "admin", [token], done="TOKEN REVOKED")},
         f"{op}/events": {"get": _call("Search accepted events", "viewer", [
             name, _query("meter", "billing meter"), _query("id", "event id"),
             _query("since", "ISO 8601 with offset"), _query("until", "ISO 8601 with offset"),
