@@ -154,21 +154,21 @@ async def test_a_batch_that_conflicts_with_itself_is_refused(
     ("settings_overrides", "content", "headers", "status", "msg"),
     [
         (
-            {"max_events_up": 3},
+            {"max_batch_events": 3},
             orjson.dumps({"events": [event(str(i)) for i in range(4)]}),
             {},
             413,
             "THE UPLOAD EXCEEDS THE LIMIT OF 3 RECORDS",
         ),
         (
-            {"max_events_up": 3},
+            {"max_batch_events": 3},
             b"\n".join(orjson.dumps(event(str(i))) for i in range(4)),
             {"content-type": "application/x-ndjson"},
             413,
             "THE UPLOAD EXCEEDS THE LIMIT OF 3 RECORDS",
         ),
         (
-            {"max_events_up": 3},
+            {"max_batch_events": 3},
             b"\n" * 8 + orjson.dumps(event("a")),
             {"content-type": "application/x-ndjson"},
             413,

@@ -345,7 +345,7 @@ CAP_CASES = [
         {"date_ini": "2026-11-01", "date_end": "2026-11-06"},
         "THE LIMIT OF DAYS QUERIED IS 5",
     ),
-    ({"max_records_down": 20}, {"detail": "daily"}, "THE RESULT EXCEEDS THE LIMIT OF 20 RECORDS"),
+    ({"max_report_records": 20}, {"detail": "daily"}, "THE RESULT EXCEEDS THE LIMIT OF 20 RECORDS"),
     ({}, {"date_ini": "2026-11-05", "date_end": "2026-11-04"}, "INVALID PARAMETERS"),
 ]
 

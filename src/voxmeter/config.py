@@ -18,8 +18,8 @@ MAX_CONCURRENCY_PER_TOKEN = 64
 
 
 _POSITIVE = (
-    "pool_size", "calls_per_license", "max_records_down", "max_result_bytes", "max_range_days",
-    "max_events_up", "max_body_bytes", "max_body_values", "max_upload_bytes_in_flight",
+    "pool_size", "calls_per_license", "max_report_records", "max_result_bytes", "max_range_days",
+    "max_batch_events", "max_body_bytes", "max_body_values", "max_upload_bytes_in_flight",
     "max_query_parameters", "max_connections", "max_connections_per_address",
     "max_header_bytes", "max_header_count", "time_limit_seconds", "header_timeout_seconds",
     "body_timeout_seconds", "database_connect_timeout_seconds", "database_wait_seconds",
@@ -47,7 +47,7 @@ class Settings:
     concurrency_per_token: int = 2
     calls_per_license: int = 1000
     time_limit_seconds: float = 60.0
-    max_records_down: int = 60_000
+    max_report_records: int = 60_000
     max_result_bytes: int = 256 * 1024 * 1024
     max_range_days: int = 31
     # A testing aid for integrators: every admitted call takes at least this
@@ -55,7 +55,7 @@ class Settings:
     # the time limit can be exercised against voxmeter.
     simulated_latency_seconds: float = 0.0
     # Ingestion.
-    max_events_up: int = 10_000
+    max_batch_events: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024
     # JSON values in one body (counted as its bytes arrive, before decoding):
     # what bounds the objects a body of tiny values like `{},{},...` decodes to.

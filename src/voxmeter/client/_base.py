@@ -37,7 +37,7 @@ def base_url_for(server: str | int) -> str:
 
 
 @dataclass
-class Settings:
+class ClientSettings:
     """A client's configuration, shared by both flavours."""
 
     base_url: str
@@ -60,7 +60,7 @@ class Settings:
         max_in_flight: int,
         max_retries: int,
         **options: Any,
-    ) -> Settings:
+    ) -> ClientSettings:
         if (server is None) == (base_url is None):
             raise ConfigurationError("give exactly one of server= and base_url=")
         if token is None:

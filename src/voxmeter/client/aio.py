@@ -12,7 +12,7 @@ import httpx
 
 from voxmeter.client._base import (
     PATHS,
-    Settings,
+    ClientSettings,
     envelope_of,
     request_key,
     resolve,
@@ -54,7 +54,7 @@ class AsyncClient:
         clock: Callable[[], float] = time.monotonic,
         on_retry: OnRetry = quiet,
     ) -> None:
-        self._settings = Settings.build(
+        self._settings = ClientSettings.build(
             server=server,
             base_url=base_url,
             token=token,

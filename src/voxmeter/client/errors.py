@@ -118,6 +118,9 @@ class ServerError(APIError):
     retryable = True
 
 
+# The message names the limit, whatever it is set to: match what comes before it.
+_SIMULTANEOUS = platform.SIMULTANEOUS_REQUESTS.partition(" ({limit})")[0]
+
 _BY_MESSAGE: dict[str, type[APIError]] = {
     platform.API_DOES_NOT_EXIST: UnknownApiError,
     platform.PARAMETERS_REQUIRED: MissingParameterError,
@@ -133,7 +136,7 @@ def error_for(status: int, envelope: dict[str, Any], headers: dict[str, str]) ->
     cls: type[APIError]
     if msg in _BY_MESSAGE:
         cls = _BY_MESSAGE[msg]
-    elif msg.startswith("EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS"):
+    elif msg.startswith(_SIMULTANEOUS):
         cls = SimultaneousRequestsError
     elif "MAINTENANCE" in msg or status == 503:
         cls = MaintenanceError

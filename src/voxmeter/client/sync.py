@@ -11,7 +11,7 @@ import httpx
 
 from voxmeter.client._base import (
     PATHS,
-    Settings,
+    ClientSettings,
     envelope_of,
     request_key,
     resolve,
@@ -60,7 +60,7 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         on_retry: OnRetry = quiet,
     ) -> None:
-        self._settings = Settings.build(
+        self._settings = ClientSettings.build(
             server=server,
             base_url=base_url,
             token=token,

@@ -10,8 +10,6 @@ import orjson
 from voxmeter.contract.errors import ApiError
 from voxmeter.contract.meters import CodeType
 
-BILLING_MSG = "Information found for the current month"
-
 
 def success_code(code_type: CodeType) -> int | str:
     """200 as the JSON type the endpoint's page documents."""

@@ -13,8 +13,6 @@ SERVICE_FLAGS: tuple[str, ...] = (
 )
 """The seven yes/no flags, in the order the seed's record lists them."""
 
-SERVICES_MSG = "1 records were found"
-
 
 def services_record(licenses: int, pbx: int, services: frozenset[str]) -> dict[str, str]:
     """The record in the seed's key order; every value a string."""

@@ -14,7 +14,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voxmeter.contract import errors
+from voxmeter.contract import errors, messages
 from voxmeter.contract.meters import CodeType, billing_meter
 from voxmeter.contract.quantities import format_items
 from voxmeter.domain.models import CorrectionResult, LedgerEntry, Principal, TokenScope
@@ -107,7 +107,7 @@ class _Upload:
                 raise too_large
             self._reserve(int(declared))
         # Blank NDJSON lines are skipped, so as many of them as events are allowed.
-        max_lines = 2 * settings.max_events_up + 1
+        max_lines = 2 * settings.max_batch_events + 1
         body, values, lines = bytearray(), 0, 0
         async for chunk in request.stream():
             if len(body) + len(chunk) > limit:
@@ -120,7 +120,7 @@ class _Upload:
                 lines += chunk.count(b"\n")
                 if lines > max_lines:
                     raise errors.ApiError(
-                        413, errors.UPLOAD_TOO_LARGE.format(limit=settings.max_events_up)
+                        413, errors.UPLOAD_TOO_LARGE.format(limit=settings.max_batch_events)
                     )
             body += chunk
         return body
@@ -129,7 +129,7 @@ class _Upload:
         """The objects under ``key`` in a JSON body, or one per NDJSON line."""
         ndjson = _is_ndjson(request)
         body = await self.body(request, ndjson)
-        return _items(body, ndjson, key, self._runtime.settings.max_events_up)
+        return _items(body, ndjson, key, self._runtime.settings.max_batch_events)
 
 
 def _is_ndjson(request: Request) -> bool:
@@ -209,7 +209,7 @@ async def _record(
             "duplicate_indexes": outcome.duplicates,
         }
         return responses.success(
-            CodeType.NUMBER, errors.EVENTS_RECORDED, [summary], headers=call.headers
+            CodeType.NUMBER, messages.EVENTS_RECORDED, [summary], headers=call.headers
         )
 
 
@@ -233,7 +233,7 @@ async def _correct(
             "results": [r.value for r in results],
         }
         return responses.success(
-            CodeType.NUMBER, errors.CORRECTIONS_APPLIED, [summary], headers=call.headers
+            CodeType.NUMBER, messages.CORRECTIONS_APPLIED, [summary], headers=call.headers
         )
 
 
@@ -276,5 +276,5 @@ async def list_events(request: Request) -> Response:
                 }
                 for r in await usage.rejections(operation, limit)
             ]
-        msg = errors.EVENTS_FOUND.format(count=len(rows))
+        msg = messages.RECORDS_FOUND.format(count=len(rows))
         return responses.success(CodeType.NUMBER, msg, rows, headers=call.headers)

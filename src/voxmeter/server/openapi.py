@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from voxmeter import __version__
-from voxmeter.contract import errors, wire
-from voxmeter.contract.envelope import BILLING_MSG, success_code
+from voxmeter.contract import errors, messages, wire
+from voxmeter.contract.envelope import success_code
 from voxmeter.contract.meters import BILLING_METERS, METERS, CodeType, Family
-from voxmeter.contract.services import SERVICE_FLAGS, SERVICES_MSG, services_record
+from voxmeter.contract.services import SERVICE_FLAGS, services_record
 from voxmeter.server.admin import docs as admin_docs
 
 DOCS_ASSETS_PATH = f"{wire.DOCS_PATH}/assets/{{file}}"
@@ -145,7 +145,7 @@ def _report_operation(family: Family) -> dict[str, Any]:
             _query("date_end", {"type": "string", "format": "date"}, False,
                    "Last day, inside the current month."),
         ]  # fmt: skip
-        data, msg = _ROW, BILLING_MSG
+        data, msg = _ROW, messages.BILLING
         ivr_calls = next(m for m in METERS if m.api == "ivr_calls")
         row = {
             "operation": _EXAMPLE_OPERATION,
@@ -160,7 +160,7 @@ def _report_operation(family: Family) -> dict[str, Any]:
             ["description", "token_limit", "token_use_today", "all_token_today",
              "available_consumption_options"]
         )  # fmt: skip
-        data, msg = {"oneOf": [services, token_info]}, SERVICES_MSG
+        data, msg = {"oneOf": [services, token_info]}, messages.SERVICES
         code = {m.api: success_code(m.code_type) for m in METERS if m.family is family}
         examples = {
             "services": _answer(
@@ -347,7 +347,7 @@ def document() -> dict[str, Any]:
             wire.EVENTS_PATH: {
                 "post": _upload("events", _EVENT, _EVENT_EXAMPLE,
                                 "Record a batch of usage events (all or none)",
-                                errors.EVENTS_RECORDED, {"received": 1, "accepted": 1,
+                                messages.EVENTS_RECORDED, {"received": 1, "accepted": 1,
                                 "duplicates": 0, "duplicate_indexes": []}),
                 "get": {
                     "summary": "Recent accepted or refused events of the token's operation",
@@ -361,7 +361,7 @@ def document() -> dict[str, Any]:
                     "security": [{"wolkvoxToken": []}],
                     "responses": {
                         "200": {"description": "records found", "content": _ok_object(
-                            errors.EVENTS_FOUND.format(count=1), [{
+                            messages.RECORDS_FOUND.format(count=1), [{
                                 "id": "cdr-991", "meter": "ivr_calls", "quantity": "12",
                                 "counted": "12", "state": "counted",
                                 "time": "2026-11-24T15:00:00+00:00",
@@ -373,7 +373,7 @@ def document() -> dict[str, Any]:
             },
             wire.CORRECTIONS_PATH: {
                 "post": _upload("corrections", _CORRECTION, _CORRECTION_EXAMPLE,
-                                "Void or amend events by id", errors.CORRECTIONS_APPLIED,
+                                "Void or amend events by id", messages.CORRECTIONS_APPLIED,
                                 {"applied": 1, "unchanged": 0, "results": ["applied"]},
                                 **{"404": _refusal(404, [errors.EVENTS_UNKNOWN])}),
             },

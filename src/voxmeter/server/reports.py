@@ -8,10 +8,8 @@ from datetime import date, datetime
 from starlette.types import Receive, Scope, Send
 
 from voxmeter.config import Settings
-from voxmeter.contract import envelope, errors
-from voxmeter.contract.envelope import BILLING_MSG
+from voxmeter.contract import envelope, errors, messages
 from voxmeter.contract.meters import Family, Meter, lookup
-from voxmeter.contract.services import SERVICES_MSG
 from voxmeter.contract.wire import TOKEN_HEADER
 from voxmeter.domain.models import Principal, TokenScope
 from voxmeter.domain.periods import Period
@@ -64,9 +62,9 @@ def _period(query: Query, today: date, settings: Settings) -> tuple[Period, bool
     if first < month.first or last > month.last:
         raise errors.ApiError(400, errors.CURRENT_MONTH_ONLY)
     daily = detail == DAILY
-    if (period.days if daily else 1) > settings.max_records_down:
+    if (period.days if daily else 1) > settings.max_report_records:
         raise errors.ApiError(
-            400, errors.TOO_MANY_RECORDS.format(records=settings.max_records_down)
+            400, errors.TOO_MANY_RECORDS.format(records=settings.max_report_records)
         )
     return period, daily
 
@@ -90,7 +88,7 @@ async def _billing(
         reports = runtime.services.reports
         produce = reports.daily_rows if daily else reports.billing_rows
         rows = await produce(operation, meter, period)
-        body = _capped(envelope.success(meter.code_type, BILLING_MSG, rows), runtime.settings)
+        body = _capped(envelope.success(meter.code_type, messages.BILLING, rows), runtime.settings)
     # Sent after the slot is released: a client that calls again as soon as it
     # has the answer must find the slot free.
     await send_json(send, 200, body, call.headers)
@@ -107,7 +105,7 @@ async def _information(
         else:
             quota = runtime.services.access.quota(operation, runtime.clock())
             rows = await reports.token_info_rows(token, quota, call.usage)
-        body = envelope.success(meter.code_type, SERVICES_MSG, rows)
+        body = envelope.success(meter.code_type, messages.SERVICES, rows)
     await send_json(send, 200, body, call.headers)  # after the slot is released
 
 

@@ -16,7 +16,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voxmeter.contract import errors
+from voxmeter.contract import errors, messages
 from voxmeter.contract.meters import BILLING_METERS, CodeType
 from voxmeter.domain.admins import AuditEntry, IdentityKind, Role
 from voxmeter.domain.models import Operation, TokenScope
@@ -41,7 +41,7 @@ _decode = msgspec.json.Decoder()
 
 
 def _found(data: list[Any]) -> Response:
-    return responses.success(CodeType.NUMBER, errors.EVENTS_FOUND.format(count=len(data)), data)
+    return responses.success(CodeType.NUMBER, messages.RECORDS_FOUND.format(count=len(data)), data)
 
 
 def _done(msg: str, data: list[Any]) -> Response:
@@ -461,7 +461,7 @@ async def corrections(request: Request) -> Response:
         lambda: usage_service.correct(operation, raws),
         lambda results: {"corrections": raws, "results": [r.value for r in results]},
     )  # fmt: skip
-    return _done(errors.CORRECTIONS_APPLIED, [{"results": [r.value for r in results]}])
+    return _done(messages.CORRECTIONS_APPLIED, [{"results": [r.value for r in results]}])
 
 
 # -- audit ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voxmeter.contract import errors
+from voxmeter.contract import errors, messages
 from voxmeter.server.admin.api import PREFIX
 
 _SCHEMA = {
@@ -56,7 +56,7 @@ def _call(
     body: bool = False,
     csv: bool = False,
     files: bool = False,
-    done: str = errors.EVENTS_FOUND.format(count=0),
+    done: str = messages.RECORDS_FOUND.format(count=0),
 ) -> dict[str, Any]:
     """``done`` is the success message, a listing's unless the call changes something."""
     ok: dict[str, Any] = {"description": "done", "content": _envelope(200, done)}
