@@ -133,3 +133,36 @@ async def test_bad_input_is_refused_and_changes_nothing(server, keys, acme):
         for listing in ("caps", "alert-rules", "webhooks", "deliveries"):
             assert _ok(http.get(f"{API}/{listing}")) == []
         assert not [e for e in _ok(http.get(f"{API}/audit")) if e["action"] != "identity.create"]
+
+
+async def _alerts_page(server, database_url, clock, role: Role) -> httpx.Response:
+    """/console/alerts as a new person with ``role`` sees it, logged in to the console."""
+    name = f"{role.value}-person"
+    password = await make_admin(database_url, clock, name, role, IdentityKind.USER)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        answer = http.post(f"{API}/session", json={"name": name, "password": password})
+        assert answer.status_code == 200, answer.text
+        # httpx's jar keeps no cookie for a bare IP address.
+        cookie = answer.headers["set-cookie"].split(";")[0].removeprefix("voxmeter_session=")
+        http.cookies.set("voxmeter_session", cookie)
+        return http.get("/console/alerts")
+
+
+async def test_the_console_lists_caps_rules_alerts_and_deliveries(
+    server, store, database_url, clock, acme
+):
+    services = Services.over(store, Settings(database_url=database_url), clock)
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    await services.alerts.add_endpoint(url)
+    await services.alerts.set_cap("Acme BPO", "ivr_minutes", "12000")
+    await services.alerts.add_rule("Acme BPO", "ivr_calls", ["5", "9"])
+    await services.usage.record(acme, [{"id": "a", "meter": "ivr_calls", "quantity": 6,
+                                        "time": MOMENT}])  # fmt: skip
+    with httpx.Client(base_url=server.base_url, timeout=30) as anonymous:
+        assert anonymous.get("/console/alerts").status_code in (302, 303, 307)
+    page = await _alerts_page(server, database_url, clock, Role.ADMIN)
+    assert page.status_code == 200, page.text
+    for shown in ("12000", "5, 9", "crossed", url, 'class="replay"'):
+        assert shown in page.text, shown
+    page = await _alerts_page(server, database_url, clock, Role.VIEWER)
+    assert page.status_code == 200 and url in page.text and 'class="replay"' not in page.text

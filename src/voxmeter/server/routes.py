@@ -91,6 +91,7 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint("/console", "GET", pages.overview_page),
     Endpoint("/console/login", "GET", pages.login_page),
     Endpoint("/console/audit", "GET", pages.audit_page),
+    Endpoint("/console/alerts", "GET", pages.alerts_page),
     Endpoint("/console/statements", "GET", pages.statements_page),
     Endpoint("/console/statements/{number}", "GET", pages.statement_page),
     Endpoint("/console/operations/{name}", "GET", pages.operation_page),

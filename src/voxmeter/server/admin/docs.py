@@ -224,6 +224,7 @@ def paths() -> dict[str, Any]:
         "/console": {"get": _page("Console: overview of every operation")},
         "/console/login": {"get": _page("Console: log in")},
         "/console/audit": {"get": _page("Console: audit log")},
+        "/console/alerts": {"get": _page("Console: caps, rules, latest alerts and deliveries")},
         "/console/statements": {"get": _page("Console: closed statements, closing a month", [
             _query("operation", "one operation's only"), _query("month", "YYYY-MM")])},
         "/console/statements/{number}": {"get": _page(
