@@ -27,7 +27,7 @@ import httpx
 import orjson
 import psycopg
 
-from bench import overview
+from bench import alerts, overview
 from bench.load import load, wrk_available
 from bench.report import markdown
 from bench.statements import statements_bench
@@ -252,7 +252,9 @@ def latency_at(url: str, secret: str, seconds: float) -> float:
         return load(base + REPORT_PATH, secret, 1, seconds).p50_ms
 
 
-PARTS = ["report", "volume", "ingest", "import", "postgres", "overview", "statements"]
+PARTS = [
+    "report", "volume", "ingest", "import", "postgres", "overview", "statements", "alerts"
+]  # fmt: skip
 
 
 def main() -> None:
@@ -264,9 +266,7 @@ def main() -> None:
         action="append",
     )
     args = parser.parse_args()
-    parts = set(
-        args.only or ["report", "volume", "ingest", "import", "postgres", "overview", "statements"]
-    )
+    parts = set(args.only or PARTS)
     seconds = 2.0 if args.quick else 6.0
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -354,6 +354,21 @@ def main() -> None:
                     pg_url, close_world["report"], 1000, events, seconds, voxmeter_serving,
                     REPORT_PATH,
                 )  # fmt: skip
+        if "alerts" in parts:
+            batches = 5 if args.quick else 20
+            print(f"alerts: SQLite ingestion with 0 and {alerts.RULES} rules", file=sys.stderr)
+            results["alerts_ingest"] = alerts.ingestion(
+                lambda url: asyncio.run(prepare(url)), ingest_rate,
+                (f"sqlite:///{workdir / 'rules-0.db'}", f"sqlite:///{workdir / 'rules-100.db'}"),
+                batches,
+            )  # fmt: skip
+            print("alerts: delivery latency, SQLite", file=sys.stderr)
+            latency_url = f"sqlite:///{workdir / 'deliveries.db'}"
+            results["alerts_delivery"] = alerts.delivery_latency(
+                latency_url, asyncio.run(prepare(latency_url))["ingest"],
+                20 if args.quick else 100,
+                lambda env: serving(voxmeter_server(), {**GENEROUS, **env}),
+            )  # fmt: skip
     # Only a full run replaces the figures the README quotes.
     out = HERE if not (args.quick or args.only) else HERE / "out"
     out.mkdir(exist_ok=True)

@@ -78,6 +78,19 @@ def _figures_table(results: dict[str, Any]) -> list[str]:
             f"| admin API overview, SQLite, same data | p50 {o['api']['p50_ms']} ms,"
             f" p99 {o['api']['p99_ms']} ms, {o['api_kb']:,} KB |"
         )
+    if "alerts_ingest" in results:
+        a = results["alerts_ingest"]
+        lines.append(
+            f"| ingestion, SQLite, 0 vs {a['rules']} alert rules |"
+            f" {a['without_rules']['events_per_second']:,} vs"
+            f" {a['with_rules']['events_per_second']:,} events/s |"
+        )
+    if "alerts_delivery" in results:
+        d = results["alerts_delivery"]
+        lines.append(
+            f"| alert delivery, crossing to receipt ({d['crossings']} crossings) |"
+            f" p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms |"
+        )
     for label, key, _ in STATEMENT_GOALS:
         if key in results:
             run = results[key]
@@ -150,6 +163,12 @@ def _goals_table(results: dict[str, Any]) -> list[str]:
                 f"| reports during the close ≥ 80 % of their rate on {label} |"
                 f" {_verdict(ratio >= 0.8, f'{ratio * 100:.0f} %')} |"
             )
+    if "alerts_ingest" in results:
+        ratio = results["alerts_ingest"]["ratio"]
+        lines.append(
+            f"| ingestion with 100 rules ≥ 90 % of without |"
+            f" {_verdict(ratio >= 0.9, f'{ratio * 100:.0f} %')} |"
+        )
     if len(results.get("import", [])) == 2:
         small, large = results["import"]
         flat = large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"]

@@ -14,8 +14,8 @@ from starlette.types import ASGIApp
 
 from voxmeter.contract import wire
 from voxmeter.server import ingest, observability, openapi, reports
+from voxmeter.server.admin import alerts, statements
 from voxmeter.server.admin import api as admin
-from voxmeter.server.admin import statements
 from voxmeter.server.console import pages
 
 
@@ -76,11 +76,22 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(f"{admin.PREFIX}/statements/{{number}}", "GET", statements.show_statement),
     Endpoint(f"{admin.PREFIX}/statements/{{number}}/lines", "GET", statements.statement_lines),
     Endpoint(f"{admin.PREFIX}/statements/{{number}}/export", "GET", statements.export_statement),
+    Endpoint(f"{admin.PREFIX}/caps", "GET", alerts.list_caps),
+    Endpoint(f"{admin.PREFIX}/caps", "PUT", alerts.set_cap),
+    Endpoint(f"{admin.PREFIX}/alert-rules", "GET", alerts.list_rules),
+    Endpoint(f"{admin.PREFIX}/alert-rules", "POST", alerts.add_rule),
+    Endpoint(f"{admin.PREFIX}/alerts", "GET", alerts.list_alerts),
+    Endpoint(f"{admin.PREFIX}/webhooks", "GET", alerts.list_webhooks),
+    Endpoint(f"{admin.PREFIX}/webhooks", "POST", alerts.add_webhook),
+    Endpoint(f"{admin.PREFIX}/webhooks/{{endpoint_id}}/rotate", "POST", alerts.rotate_webhook),
+    Endpoint(f"{admin.PREFIX}/deliveries", "GET", alerts.list_deliveries),
+    Endpoint(f"{admin.PREFIX}/deliveries/{{delivery_id}}/replay", "POST", alerts.replay_delivery),
     # The web console and the client portal.
     Endpoint("/", "GET", pages.root),
     Endpoint("/console", "GET", pages.overview_page),
     Endpoint("/console/login", "GET", pages.login_page),
     Endpoint("/console/audit", "GET", pages.audit_page),
+    Endpoint("/console/alerts", "GET", pages.alerts_page),
     Endpoint("/console/statements", "GET", pages.statements_page),
     Endpoint("/console/statements/{number}", "GET", pages.statement_page),
     Endpoint("/console/operations/{name}", "GET", pages.operation_page),

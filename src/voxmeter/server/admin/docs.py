@@ -193,10 +193,38 @@ def paths() -> dict[str, Any]:
         f"{statement}/export": {"get": _call(
             "A statement as a file: the kept JSON, CSV or PDF", "viewer",
             [number, export_format], files=True)},
+        f"{PREFIX}/caps": {
+            "get": _call("Hard caps on month-to-date usage", "viewer"),
+            "put": _call("Cap a meter for an operation ({operation, meter, quantity}, the"
+                         " quantity a string in the meter's units), replacing any cap", "admin",
+                         body=True, done="CAP SET"),
+        },
+        f"{PREFIX}/alert-rules": {
+            "get": _call("Alert rules (operation null: every operation)", "viewer"),
+            "post": _call("Add a rule ({meter, levels, operation?}): levels are quantities"
+                          ' ("9000") or shares of the cap ("80%")', "admin", body=True,
+                          done="RULE ADDED"),
+        },
+        f"{PREFIX}/alerts": {"get": _call("Alerts recorded (levels crossed and re-armed)",
+                                          "viewer", [limit])},
+        f"{PREFIX}/webhooks": {
+            "get": _call("Webhook endpoints (never their secrets)", "viewer"),
+            "post": _call("Add an endpoint ({url}): its signing secret is shown once", "admin",
+                          body=True, done="WEBHOOK ADDED"),
+        },
+        f"{PREFIX}/webhooks/{{endpoint_id}}/rotate": {"post": _call(
+            "A new signing secret, shown once; the previous one keeps signing", "admin",
+            [_path("endpoint_id")], done="WEBHOOK ROTATED")},
+        f"{PREFIX}/deliveries": {"get": _call("Webhook deliveries and their outcome",
+                                              "viewer", [limit])},
+        f"{PREFIX}/deliveries/{{delivery_id}}/replay": {"post": _call(
+            "Send a delivery again (delivered or failed)", "admin", [_path("delivery_id")],
+            done="DELIVERY REPLAYED")},
         "/": {"get": _page("Leads to the console")},
         "/console": {"get": _page("Console: overview of every operation")},
         "/console/login": {"get": _page("Console: log in")},
         "/console/audit": {"get": _page("Console: audit log")},
+        "/console/alerts": {"get": _page("Console: caps, rules, latest alerts and deliveries")},
         "/console/statements": {"get": _page("Console: closed statements, closing a month", [
             _query("operation", "one operation's only"), _query("month", "YYYY-MM")])},
         "/console/statements/{number}": {"get": _page(

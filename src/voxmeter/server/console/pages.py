@@ -21,12 +21,16 @@ from starlette.templating import Jinja2Templates
 from voxmeter.contract import errors
 from voxmeter.contract.meters import BILLING_METERS
 from voxmeter.contract.services import SERVICE_FLAGS
+from voxmeter.server.admin.alerts import alert_view, cap_view, delivery_view, rule_view
 from voxmeter.server.admin.api import MAX_LIMIT
 from voxmeter.server.admin.auth import console_of, session_caller
 from voxmeter.server.admin.statements import MAX_NUMBER_DIGITS, statement_summary
 from voxmeter.services.admins import Caller
 from voxmeter.services.insights import Month, meter_named
 from voxmeter.storage.admin import EventQuery
+
+# The alerts page shows this many of the latest alerts and deliveries.
+RECENT_ALERTS = 100
 
 HERE = Path(__file__).parent
 STATIC = (HERE / "static").resolve()
@@ -122,6 +126,23 @@ async def events_page(request: Request) -> Response:
         request, "events.html", caller, operation=operation, events=events, batches=batches,
         meter=meter or "", event_id=query.get("id", ""),
     )  # fmt: skip
+
+
+async def alerts_page(request: Request) -> Response:
+    """Caps, alert rules, the latest alerts and their deliveries (replayed through the API)."""
+    caller = await session_caller(request)
+    if caller is None:
+        return _to_login()
+    alerts = console_of(request).services.alerts
+    return _page(
+        request,
+        "alerts.html",
+        caller,
+        caps=[cap_view(name, cap) for name, cap in await alerts.caps()],
+        rules=[rule_view(name, rule) for name, rule in await alerts.rules()],
+        alerts=[alert_view(event) for event in await alerts.events(RECENT_ALERTS)],
+        deliveries=[delivery_view(d) for d in await alerts.deliveries(RECENT_ALERTS)],
+    )
 
 
 async def statements_page(request: Request) -> Response:

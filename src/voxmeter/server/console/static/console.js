@@ -122,6 +122,17 @@ for (const button of document.querySelectorAll("button.revoke")) {
   });
 }
 
+for (const button of document.querySelectorAll("button.replay")) {
+  button.addEventListener("click", async () => {
+    try {
+      await call("POST", `/deliveries/${button.dataset.delivery}/replay`);
+      button.closest("tr").querySelector(".state").textContent = "pending";
+    } catch (error) {
+      alert(error.message);
+    }
+  });
+}
+
 on("portal-link", "click", async (event) => {
   const operation = event.target.dataset.operation;
   const output = document.getElementById("portal-url");
