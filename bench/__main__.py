@@ -27,7 +27,7 @@ import httpx
 import orjson
 import psycopg
 
-from bench import alerts, overview
+from bench import alerts, ingest_reports, overview
 from bench.load import load, wrk_available
 from bench.report import markdown
 from bench.statements import statements_bench
@@ -253,7 +253,8 @@ def latency_at(url: str, secret: str, seconds: float) -> float:
 
 
 PARTS = [
-    "report", "volume", "ingest", "import", "postgres", "overview", "statements", "alerts"
+    "report", "volume", "ingest", "ingest_reports", "import", "postgres", "overview",
+    "statements", "alerts",
 ]  # fmt: skip
 
 
@@ -296,6 +297,18 @@ def main() -> None:
             results["sqlite_ingest"] = ingest_rate(
                 sqlite_url, world["ingest"], 5 if args.quick else 20
             )
+        if "ingest_reports" in parts:
+            print(
+                "ingest_reports: SQLite, reports during ingestion, maximal bodies", file=sys.stderr
+            )
+
+            def generous_serving(env: dict[str, str]) -> Any:
+                return serving(voxmeter_server(), {**GENEROUS, **env})
+
+            results["ingest_reports"] = ingest_reports.run(
+                generous_serving, rss_mb, sqlite_url, world, REPORT_PATH,
+                3 if args.quick else 10, seconds,
+            )  # fmt: skip
         if "import" in parts:
             print("import: SQLite", file=sys.stderr)
             sizes = (20_000, 100_000) if args.quick else (100_000, 1_000_000)

@@ -91,6 +91,19 @@ def _figures_table(results: dict[str, Any]) -> list[str]:
             f"| alert delivery, crossing to receipt ({d['crossings']} crossings) |"
             f" p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms |"
         )
+    if "ingest_reports" in results:
+        r = results["ingest_reports"]
+        alone, during, bodies = r["alone"], r["during"], r["bodies"]
+        lines.append(
+            f"| report p50 / p99 on SQLite, alone vs during {r['batches']} 10,000-event batches"
+            f" ({r['ingest_seconds']} s) | {alone['p50_ms']} / {alone['p99_ms']} ms vs"
+            f" {during['p50_ms']} / {during['p99_ms']} ms (max {during['max_ms']} ms) |"
+        )
+        lines.append(
+            f"| server RSS, {bodies['clients']} parallel maximal bodies (SQLite) |"
+            f" {bodies['idle_rss_mb']} MB idle, peak {bodies['peak_rss_mb']} MB;"
+            f" answers {bodies['statuses']} |"
+        )
     for label, key, _ in STATEMENT_GOALS:
         if key in results:
             run = results[key]
@@ -168,6 +181,17 @@ def _goals_table(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| ingestion with 100 rules ≥ 90 % of without |"
             f" {_verdict(ratio >= 0.9, f'{ratio * 100:.0f} %')} |"
+        )
+    if "ingest_reports" in results:
+        p99 = results["ingest_reports"]["during"]["p99_ms"]
+        peak = results["ingest_reports"]["bodies"]["peak_rss_mb"]
+        lines.append(
+            f"| report p99 < 10 ms during 10k-batch ingestion on SQLite |"
+            f" {_verdict(p99 < 10, f'{p99} ms')} |"
+        )
+        lines.append(
+            f"| server RSS < 200 MB under 20 parallel maximal bodies |"
+            f" {_verdict(peak < 200, f'{peak} MB')} |"
         )
     if len(results.get("import", [])) == 2:
         small, large = results["import"]

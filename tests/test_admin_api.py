@@ -14,6 +14,7 @@ from admin_helpers import make_admin
 from conftest import add_operation, add_token
 from ledger_helpers import ledger_event, record
 from voxmeter.domain.admins import IdentityKind, Role
+from voxmeter.domain.models import Rejection
 
 API = "/admin/api/v1"
 
@@ -248,3 +249,12 @@ def test_portal_links_show_one_operation_and_refuse_tampering(server, keys, acme
             assert refused.status_code == 403, forged
             assert "Other" not in refused.text
         assert http.get(f"{API}/operations").status_code == 401
+
+
+def test_the_rejections_listing_says_how_many_were_dropped(server, store, clock, keys, acme):
+    refused = [Rejection(i, f"r-{i}", "bad") for i in range(5)]
+    asyncio.run(store.log_rejections(acme.id, refused, clock(), keep_per_operation=2, keep=100))
+    with _as(server, keys[Role.VIEWER]) as http:
+        answer = http.get(f"{API}/operations/Acme BPO/rejections")
+    assert [r["id"] for r in answer.json()["data"]] == ["r-4", "r-3"]
+    assert answer.headers["X-Rejections-Dropped"] == "3"

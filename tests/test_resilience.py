@@ -23,7 +23,7 @@ import uvicorn
 from conftest import FakeClock, RunningServer, add_operation, add_token
 from voxmeter.config import Settings
 from voxmeter.contract import errors
-from voxmeter.domain.models import TokenScope
+from voxmeter.domain.models import Rejection, TokenScope
 from voxmeter.server.app import create_app
 from voxmeter.services import Services
 from voxmeter.storage import open_store, schema
@@ -298,3 +298,39 @@ async def test_a_write_to_a_full_disk_is_store_full_not_an_internal_error(
     with pytest.raises(StoreFull):
         await full_disk_store.record_events(operation.id, events, clock())
     assert await full_disk_store.ledger_size() == 0
+
+
+async def test_the_rejection_log_keeps_the_latest_rows_and_counts_those_dropped(
+    store: Store, clock: FakeClock
+) -> None:
+    first = await add_operation(store, clock)
+    second = await add_operation(store, clock, name="Other BPO")
+
+    async def log(operation_id: int, ids: str, keep_per_operation: int, keep: int) -> None:
+        refused = [Rejection(i, event_id, "bad") for i, event_id in enumerate(ids)]
+        await store.log_rejections(
+            operation_id, refused, clock(), keep_per_operation=keep_per_operation, keep=keep
+        )
+
+    async def kept(operation_id: int) -> str:
+        return "".join(r.event_id or "" for r in await store.recent_rejections(operation_id, 100))
+
+    await log(first.id, "abcdef", 4, 100)
+    assert (await kept(first.id), await store.dropped_rejections(first.id)) == ("fedc", 2)
+    # Past the bound in total, the oldest rows of any operation go first.
+    await log(second.id, "xyz", 4, 5)
+    assert (await kept(first.id), await store.dropped_rejections(first.id)) == ("fe", 4)
+    assert (await kept(second.id), await store.dropped_rejections(second.id)) == ("zyx", 0)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"calls_per_license": 1}])
+async def test_an_invalid_batch_costs_a_call_and_is_not_logged_past_the_quota(
+    server: RunningServer, store: Store, clock: FakeClock
+) -> None:
+    operation = await add_operation(store, clock)  # 3 licences: 3 calls a day
+    ingest = await add_token(store, clock, operation, TokenScope.INGEST)
+    invalid = {"events": [{"id": "e1", "meter": "no_such_meter", "quantity": 1}]}
+    with server.client(ingest) as http:
+        statuses = [http.post("/api/v2/events", json=invalid).status_code for _ in range(4)]
+    assert statuses == [400, 400, 400, 403]
+    assert len(await store.recent_rejections(operation.id, 100)) == 3

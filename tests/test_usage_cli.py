@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import signal
@@ -17,7 +18,8 @@ from click.testing import CliRunner, Result
 
 from conftest import FakeClock, RunningServer, add_operation, add_token, execute_sql
 from voxmeter.cli import main
-from voxmeter.domain.models import TokenScope
+from voxmeter.domain.models import Rejection, TokenScope
+from voxmeter.storage import open_store
 from voxmeter.storage.base import Store
 
 
@@ -357,3 +359,24 @@ def test_the_demo_gives_an_ingest_token_whose_curl_line_posts_an_event(
             items = http.get("/api/v2/billing.php", params={"api": meter}).json()["data"][0]
             if flags[service] == "no":
                 assert items["items"] == "0", meter
+
+
+def test_the_rejected_listing_says_how_many_were_dropped(
+    database_url: str, clock: FakeClock, cli
+) -> None:
+    async def refuse_five() -> None:
+        store = await open_store(database_url)
+        try:
+            operation = await add_operation(store, clock)
+            refused = [Rejection(i, f"r-{i}", "bad") for i in range(5)]
+            await store.log_rejections(
+                operation.id, refused, clock(), keep_per_operation=2, keep=100
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(refuse_five())
+    listed = cli("usage", "events", "Acme BPO", "--rejected", "--format", "csv")
+    assert listed.exit_code == 0
+    assert [line.split(",")[2] for line in listed.stdout.splitlines()[1:]] == ["r-4", "r-3"]
+    assert listed.stderr == "3 older refused events were dropped from the log\n"

@@ -26,6 +26,7 @@ _POSITIVE = (
     "database_statement_timeout_seconds", "ready_timeout_seconds", "min_free_disk_bytes",
     "webhook_attempts", "webhook_backoff_seconds", "webhook_backoff_max_seconds",
     "webhook_timeout_seconds", "webhook_poll_seconds", "webhook_lease_seconds",
+    "max_rejections_per_operation", "max_rejections",
 )  # fmt: skip
 
 # What a browser sends as Origin: scheme, host and port only, no path.
@@ -63,6 +64,10 @@ class Settings:
     # Body bytes one worker holds for uploads at once; past it, 503 and
     # Retry-After. What bounds a worker's memory under many parallel uploads.
     max_upload_bytes_in_flight: int = 64 * 1024 * 1024
+    # Rows the rejection log keeps, per operation and in total; the oldest
+    # are dropped first (and counted) so refused batches cannot fill the disk.
+    max_rejections_per_operation: int = 10_000
+    max_rejections: int = 1_000_000
     previous_month_grace_hours: float = 48.0
     future_skew_seconds: float = 300.0
     # Connections (docs/deployment.md, "limits that protect the service").

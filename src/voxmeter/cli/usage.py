@@ -160,6 +160,10 @@ def usage_events(
 
         if rejected:
             records = await services.usage.rejections(found, limit)
+            dropped = await services.usage.dropped_rejections(found)
+            if dropped:
+                # On stderr, so that JSON and CSV output stay plain data.
+                click.echo(f"{dropped} older refused events were dropped from the log", err=True)
             return ["received_at", "index", "id", "reason"], [
                 (local(r.received_at), r.index, r.event_id or "-", r.reason) for r in records
             ]

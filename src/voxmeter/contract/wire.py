@@ -5,6 +5,8 @@ from __future__ import annotations
 from voxmeter.contract.meters import Family
 
 TOKEN_HEADER = "wolkvox-token"
+# On a listing of refused events: how many older ones were dropped to bound the log.
+REJECTIONS_DROPPED_HEADER = "X-Rejections-Dropped"
 # Sent by some platform clients; accepted and ignored.
 SERVER_HEADERS = ("wolkvox_server", "wolkvox-server")
 

@@ -199,8 +199,12 @@ async def _record(
 ) -> Response:
     usage = runtime.services.usage
     now = runtime.clock()
-    events = await usage.validate(principal.operation, raws, now)
+    events, rejected = usage.check(principal.operation, raws, now)
     async with LimitedCall(runtime, principal, request.receive) as call:
+        if rejected:
+            # Admitted first: an invalid batch costs its caller one call
+            # before it takes room in the rejection log.
+            raise await usage.refuse_invalid(principal.operation, rejected, now)
         outcome = await usage.store(principal.operation, events, now)
         summary = {
             "received": len(events),

@@ -63,10 +63,26 @@ class UsageService:
         self, operation: Operation, raws: Sequence[object], now: datetime
     ) -> list[LedgerEvent]:
         """Every event checked; 400 naming each bad one (logged) if any is invalid."""
-        events, rejected = validate_batch(raws, operation, self.window(operation, now))
+        events, rejected = self.check(operation, raws, now)
         if rejected:
-            raise await self._refuse(operation, 400, errors.EVENTS_INVALID, rejected, now)
+            raise await self.refuse_invalid(operation, rejected, now)
         return events
+
+    def check(
+        self, operation: Operation, raws: Sequence[object], now: datetime
+    ) -> tuple[list[LedgerEvent], list[Rejection]]:
+        """Every event checked, nothing logged: the valid events and why the others are not.
+
+        For a caller that admits the call before an invalid batch is logged,
+        so that logging it costs the caller a call.
+        """
+        return validate_batch(raws, operation, self.window(operation, now))
+
+    async def refuse_invalid(
+        self, operation: Operation, rejected: list[Rejection], now: datetime
+    ) -> errors.ApiError:
+        """400 naming each invalid event, logged as refused."""
+        return await self._refuse(operation, 400, errors.EVENTS_INVALID, rejected, now)
 
     async def store(
         self, operation: Operation, events: Sequence[LedgerEvent], now: datetime
@@ -130,7 +146,13 @@ class UsageService:
         """Log why the events did not count, and the refusal that says so."""
         EVENTS.labels("rejected").inc(len(rejected))
         if self._has_room():
-            await self._store.log_rejections(operation.id, rejected, now)
+            await self._store.log_rejections(
+                operation.id,
+                rejected,
+                now,
+                keep_per_operation=self._settings.max_rejections_per_operation,
+                keep=self._settings.max_rejections,
+            )
         return errors.ApiError(
             status,
             msg,
@@ -200,3 +222,7 @@ class UsageService:
     async def rejections(self, operation: Operation, limit: int) -> list[RejectionRecord]:
         """The latest refused events, newest first, with why."""
         return await self._store.recent_rejections(operation.id, limit)
+
+    async def dropped_rejections(self, operation: Operation) -> int:
+        """How many refused events were dropped from the log, oldest first, to bound it."""
+        return await self._store.dropped_rejections(operation.id)

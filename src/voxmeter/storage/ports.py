@@ -240,9 +240,20 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     async def log_rejections(
-        self, operation_id: int, rejections: Sequence[Rejection], now: datetime
+        self,
+        operation_id: int,
+        rejections: Sequence[Rejection],
+        now: datetime,
+        *,
+        keep_per_operation: int,
+        keep: int,
     ) -> None:
-        """Keep why the events of a refused batch did not count."""
+        """Keep why the events of a refused batch did not count.
+
+        In the same transaction the log is trimmed to at most
+        ``keep_per_operation`` rows of the operation and ``keep`` rows in all,
+        the oldest dropped first and counted per operation.
+        """
 
     @abc.abstractmethod
     async def recent_events(
@@ -264,6 +275,10 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     async def recent_rejections(self, operation_id: int, limit: int) -> list[RejectionRecord]:
         """The latest refused events, newest first."""
+
+    @abc.abstractmethod
+    async def dropped_rejections(self, operation_id: int) -> int:
+        """How many of the operation's refused events were dropped from the log to bound it."""
 
     @abc.abstractmethod
     async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:

@@ -16,7 +16,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voxmeter.contract import errors, messages
+from voxmeter.contract import errors, messages, wire
 from voxmeter.contract.meters import BILLING_METERS, CodeType
 from voxmeter.domain.admins import AuditEntry, IdentityKind, Role
 from voxmeter.domain.models import Operation, TokenScope
@@ -442,10 +442,15 @@ async def rejections(request: Request) -> Response:
     console, _ = await admin_caller(request, Role.VIEWER)
     operation = await _operation(console, request)
     found = await console.services.usage.rejections(operation, _limit(request))
-    return _found(
-        [{"received_at": r.received_at.isoformat(), "index": r.index, "id": r.event_id,
-          "reason": r.reason} for r in found]
-    )  # fmt: skip
+    dropped = await console.services.usage.dropped_rejections(operation)
+    data = [{"received_at": r.received_at.isoformat(), "index": r.index, "id": r.event_id,
+             "reason": r.reason} for r in found]  # fmt: skip
+    return responses.success(
+        CodeType.NUMBER,
+        messages.RECORDS_FOUND.format(count=len(data)),
+        data,
+        headers={wire.REJECTIONS_DROPPED_HEADER: str(dropped)},
+    )
 
 
 async def corrections(request: Request) -> Response:

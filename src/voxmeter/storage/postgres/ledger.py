@@ -233,20 +233,40 @@ class PostgresLedger(PostgresPart, LedgerStore):
         return plan.results
 
     async def log_rejections(
-        self, operation_id: int, rejections: Sequence[Rejection], now: datetime
+        self,
+        operation_id: int,
+        rejections: Sequence[Rejection],
+        now: datetime,
+        *,
+        keep_per_operation: int,
+        keep: int,
     ) -> None:
-        await self._all(
-            "INSERT INTO rejections (operation_id, received_at, event_index, event_id, reason)"
-            " SELECT %s, %s, unnest(%s::integer[]), unnest(%s::text[]), unnest(%s::text[])"
-            " RETURNING seq",
-            (
-                operation_id,
-                now,
-                [r.index for r in rejections],
-                [r.event_id for r in rejections],
-                [r.reason for r in rejections],
-            ),
-        )
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO rejections (operation_id, received_at, event_index, event_id, reason)"
+                " SELECT %s, %s, unnest(%s::integer[]), unnest(%s::text[]), unnest(%s::text[])",
+                (
+                    operation_id,
+                    now,
+                    [r.index for r in rejections],
+                    [r.event_id for r in rejections],
+                    [r.reason for r in rejections],
+                ),
+            )
+            oldest_kept = await (
+                await conn.execute(
+                    "SELECT seq FROM rejections WHERE operation_id = %s"
+                    " ORDER BY seq DESC LIMIT 1 OFFSET %s",
+                    (operation_id, keep_per_operation - 1),
+                )
+            ).fetchone()
+            if oldest_kept:
+                await _drop_rejections(conn, oldest_kept[0], operation_id)
+            # seq only grows, so the latest ``keep`` rows all lie above this
+            # (gaps left by rolled-back inserts only make it keep fewer).
+            newest = await (await conn.execute("SELECT max(seq) FROM rejections")).fetchone()
+            assert newest is not None
+            await _drop_rejections(conn, newest[0] - keep + 1, None)
 
     async def recent_events(
         self,
@@ -277,6 +297,12 @@ class PostgresLedger(PostgresPart, LedgerStore):
         )
         return SPELLING.rejections(rows)
 
+    async def dropped_rejections(self, operation_id: int) -> int:
+        row = await self._one(
+            "SELECT dropped FROM rejections_dropped WHERE operation_id = %s", (operation_id,)
+        )
+        return int(row[0]) if row else 0
+
     async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
         totals = await self._all(
             "SELECT meter, day, sum(effective_quantity) FROM effective_events"
@@ -295,3 +321,16 @@ class PostgresLedger(PostgresPart, LedgerStore):
 
 class _Raced(Exception):
     """Raised inside a transaction to roll it back and read again."""
+
+
+async def _drop_rejections(conn: Connection, below_seq: int, operation_id: int | None) -> None:
+    """Drop rejections older than ``below_seq`` (of one operation, or of all), counting them."""
+    await conn.execute(
+        "WITH dropped AS (DELETE FROM rejections WHERE seq < %s"
+        " AND (%s::bigint IS NULL OR operation_id = %s) RETURNING operation_id)"
+        " INSERT INTO rejections_dropped (operation_id, dropped)"
+        " SELECT operation_id, count(*) FROM dropped GROUP BY operation_id"
+        " ON CONFLICT (operation_id) DO UPDATE"
+        " SET dropped = rejections_dropped.dropped + excluded.dropped",
+        (below_seq, operation_id, operation_id),
+    )

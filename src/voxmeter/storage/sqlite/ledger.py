@@ -176,7 +176,13 @@ class SQLiteLedger(SQLitePart, LedgerStore):
         return plan.results
 
     async def log_rejections(
-        self, operation_id: int, rejections: Sequence[Rejection], now: datetime
+        self,
+        operation_id: int,
+        rejections: Sequence[Rejection],
+        now: datetime,
+        *,
+        keep_per_operation: int,
+        keep: int,
     ) -> None:
         received = utc_micros(now)
         with self._write() as db:
@@ -185,6 +191,17 @@ class SQLiteLedger(SQLitePart, LedgerStore):
                 " VALUES (?, ?, ?, ?, ?)",
                 [(operation_id, received, r.index, r.event_id, r.reason) for r in rejections],
             )
+            oldest_kept = db.execute(
+                "SELECT seq FROM rejections WHERE operation_id = ?"
+                " ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (operation_id, keep_per_operation - 1),
+            ).fetchone()
+            if oldest_kept:
+                _drop_rejections(db, oldest_kept[0], operation_id)
+            # seq only grows, so the latest ``keep`` rows all lie above this
+            # (gaps left by rolled-back inserts only make it keep fewer).
+            (newest,) = db.execute("SELECT max(seq) FROM rejections").fetchone()
+            _drop_rejections(db, newest - keep + 1, None)
 
     async def recent_events(
         self,
@@ -220,6 +237,12 @@ class SQLiteLedger(SQLitePart, LedgerStore):
         )
         return SPELLING.rejections(rows)
 
+    async def dropped_rejections(self, operation_id: int) -> int:
+        row = self._db.execute(
+            "SELECT dropped FROM rejections_dropped WHERE operation_id = ?", (operation_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     async def ledger_by_day(self, operation_id: int) -> dict[tuple[str, date], DayFigures]:
         totals = [
             (meter, date.fromisoformat(day), total)
@@ -241,3 +264,18 @@ class SQLiteLedger(SQLitePart, LedgerStore):
             )
         ]
         return ledger_figures(totals, gauge_rows)
+
+
+def _drop_rejections(db: sqlite3.Connection, below_seq: int, operation_id: int | None) -> None:
+    """Drop rejections older than ``below_seq`` (of one operation, or of all), counting them."""
+    db.execute(
+        "INSERT INTO rejections_dropped (operation_id, dropped)"
+        " SELECT operation_id, count(*) FROM rejections"
+        " WHERE seq < ? AND (? IS NULL OR operation_id = ?) GROUP BY operation_id"
+        " ON CONFLICT (operation_id) DO UPDATE SET dropped = dropped + excluded.dropped",
+        (below_seq, operation_id, operation_id),
+    )
+    db.execute(
+        "DELETE FROM rejections WHERE seq < ? AND (? IS NULL OR operation_id = ?)",
+        (below_seq, operation_id, operation_id),
+    )
