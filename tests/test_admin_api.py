@@ -14,6 +14,11 @@ from admin_helpers import make_admin
 from conftest import add_operation, add_token
 from ledger_helpers import ledger_event, record
 from voxmeter.domain.admins import IdentityKind, Role
+from voxmeter.services.admins import (
+    LOGIN_FAILURES_PER_ADDRESS,
+    LOGIN_FAILURES_PER_NAME,
+    LOGIN_WINDOW_SECONDS,
+)
 
 API = "/admin/api/v1"
 
@@ -248,3 +253,26 @@ def test_portal_links_show_one_operation_and_refuse_tampering(server, keys, acme
             assert refused.status_code == 403, forged
             assert "Other" not in refused.text
         assert http.get(f"{API}/operations").status_code == 401
+
+
+def test_repeated_login_failures_are_refused_for_a_while_by_name_and_by_address(
+    server, person, clock
+):
+    name, password = person
+    with httpx.Client(base_url=server.base_url) as http:
+        for _ in range(LOGIN_FAILURES_PER_NAME):
+            wrong = http.post(f"{API}/session", json={"name": name, "password": "wrong"})
+            assert wrong.status_code == 401
+        # Even the right password is refused now: guessing stops, and the wait is told.
+        refused = http.post(f"{API}/session", json={"name": name, "password": password})
+        assert refused.status_code == 429
+        assert refused.json()["msg"] == "TOO MANY FAILED LOGINS; TRY AGAIN LATER"
+        assert 0 < int(refused.headers["retry-after"]) <= LOGIN_WINDOW_SECONDS
+        clock.advance(seconds=LOGIN_WINDOW_SECONDS)
+        assert _login(http, person).status_code == 200
+        # From one address, failures on many names add up too.
+        for attempt in range(LOGIN_FAILURES_PER_ADDRESS):
+            body = {"name": f"guess-{attempt}", "password": "wrong"}
+            assert http.post(f"{API}/session", json=body).status_code == 401
+        refused = http.post(f"{API}/session", json={"name": name, "password": password})
+        assert refused.status_code == 429

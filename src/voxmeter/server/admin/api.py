@@ -187,7 +187,9 @@ async def _archived(console: ConsoleServices, operation: Operation) -> bool:
 async def login(request: Request) -> Response:
     document = await _object(request)
     name, password = _field(document, "name", str, ""), _field(document, "password", str, "")
-    session = await console_of(request).admins.login(name, password)
+    # The peer's address: behind a proxy, the proxy's own (forwarded headers can be forged).
+    address = request.client.host if request.client is not None else ""
+    session = await console_of(request).admins.login(name, password, address)
     response = _done(
         "LOGGED IN",
         [{"name": session.identity.name, "role": session.identity.role.value,
