@@ -9,10 +9,12 @@ import httpx
 import msgspec
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from admin_helpers import make_admin
 from conftest import add_operation, add_token
 from ledger_helpers import ledger_event, record
+from voxmeter.cli import main
 from voxmeter.domain.admins import IdentityKind, Role
 from voxmeter.services.admins import (
     LOGIN_FAILURES_PER_ADDRESS,
@@ -276,3 +278,47 @@ def test_repeated_login_failures_are_refused_for_a_while_by_name_and_by_address(
             assert http.post(f"{API}/session", json=body).status_code == 401
         refused = http.post(f"{API}/session", json={"name": name, "password": password})
         assert refused.status_code == 429
+
+
+def test_a_disabled_identity_is_refused_at_once_and_the_disabling_is_audited(
+    server, keys, person, database_url
+):
+    name, password = person
+    with httpx.Client(base_url=server.base_url) as browser:
+        assert _login(browser, person).status_code == 200
+        assert browser.get(f"{API}/whoami").status_code == 200
+        with _as(server, keys[Role.ADMIN]) as http:
+            refused = http.post(f"{API}/identities/{name}/disable")
+            assert refused.status_code == 403  # owners only
+        with _as(server, keys[Role.OWNER]) as http:
+            disabled = http.post(f"{API}/identities/{name}/disable")
+            assert disabled.status_code == 200, disabled.text
+            assert disabled.json()["data"][0]["disabled_at"] is not None
+            again = http.post(f"{API}/identities/{name}/disable")
+            assert again.status_code == 409
+            unknown = http.post(f"{API}/identities/nobody/disable")
+            assert unknown.json()["msg"] == "NO ADMIN NAMED 'nobody'"
+            disabled_key = http.post(f"{API}/identities/viewer-key/disable")
+            assert disabled_key.status_code == 200
+            log = http.get(f"{API}/audit").json()["data"]
+        assert browser.get(f"{API}/whoami").status_code == 401
+        login = browser.post(f"{API}/session", json={"name": name, "password": password})
+        assert login.status_code == 401
+    with _as(server, keys[Role.VIEWER]) as http:
+        assert http.get(f"{API}/operations").status_code == 401
+    disabling = [e for e in log if e["action"] == "identity.disable"]
+    assert [(e["actor"], e["target"]) for e in disabling] == [
+        ("owner-key", "viewer-key"),
+        ("owner-key", name),
+    ]
+    assert disabling[1]["before"]["disabled_at"] is None
+    assert disabling[1]["after"]["disabled_at"] is not None
+    # The command line disables too, refusing what is disabled already.
+    runner = CliRunner()
+    env = {"VOXMETER_DATABASE_URL": database_url}
+    cli = runner.invoke(main, ["admin", "disable", "admin-key"], env=env)
+    assert cli.exit_code == 0, cli.output
+    with _as(server, keys[Role.ADMIN]) as http:
+        assert http.get(f"{API}/operations").status_code == 401
+    cli = runner.invoke(main, ["admin", "disable", "admin-key"], env=env)
+    assert cli.exit_code != 0 and "ALREADY DISABLED" in cli.stderr

@@ -7,6 +7,7 @@ with who did it, when, and the target's state before and after.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -137,6 +138,17 @@ class AdminService:
     async def identities(self) -> list[Identity]:
         return await self._store.identities()
 
+    async def disable(self, actor: str, name: str) -> Identity:
+        """Disable ``name``: its password, key and sessions stop working at once."""
+        disabled = await self._store.disable_identity(name, self._clock())
+        if disabled is None:
+            known = any(identity.name == name for identity in await self._store.identities())
+            message = errors.IDENTITY_DISABLED if known else errors.IDENTITY_UNKNOWN
+            raise errors.ApiError(409 if known else 404, message.format(name=name))
+        before = identity_view(dataclasses.replace(disabled, disabled_at=None))
+        await self.record(actor, "identity.disable", name, before, identity_view(disabled))
+        return disabled
+
     # -- authentication -------------------------------------------------------
 
     async def by_key(self, secret: str) -> Caller:
@@ -226,4 +238,5 @@ def identity_view(identity: Identity) -> dict[str, Any]:
         "kind": identity.kind.value,
         "key_id": identity.key_id,
         "created_at": identity.created_at.isoformat(),
+        "disabled_at": None if identity.disabled_at is None else identity.disabled_at.isoformat(),
     }

@@ -231,6 +231,12 @@ async def create_identity(request: Request) -> Response:
     return _done("ADMIN CREATED", [{**identity_view(identity), "secret": secret}])
 
 
+async def disable_identity(request: Request) -> Response:
+    console, caller = await admin_caller(request, Role.OWNER)
+    identity = await console.admins.disable(caller.name, request.path_params["name"])
+    return _done("ADMIN DISABLED", [identity_view(identity)])
+
+
 # -- operations ----------------------------------------------------------------
 
 
