@@ -7,6 +7,7 @@ import sqlite3
 
 import httpx
 import msgspec
+import orjson
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -16,11 +17,13 @@ from conftest import add_operation, add_token
 from ledger_helpers import ledger_event, record
 from voxmeter.cli import main
 from voxmeter.domain.admins import IdentityKind, Role
+from voxmeter.domain.models import TokenScope
 from voxmeter.services.admins import (
     LOGIN_FAILURES_PER_ADDRESS,
     LOGIN_FAILURES_PER_NAME,
     LOGIN_WINDOW_SECONDS,
 )
+from voxmeter.services.usage import PAYLOAD_BYTES_KEPT, PAYLOADS_KEPT_PER_BATCH
 
 API = "/admin/api/v1"
 
@@ -322,3 +325,26 @@ def test_a_disabled_identity_is_refused_at_once_and_the_disabling_is_audited(
         assert http.get(f"{API}/operations").status_code == 401
     cli = runner.invoke(main, ["admin", "disable", "admin-key"], env=env)
     assert cli.exit_code != 0 and "ALREADY DISABLED" in cli.stderr
+
+
+def test_the_rejection_log_shows_what_was_sent_bounded_and_cut_short(
+    server, store, clock, keys, acme
+):
+    token = asyncio.run(add_token(store, clock, acme, scope=TokenScope.INGEST))
+    huge = {"id": "big-1", "meter": "no_such_meter", "quantity": 1,
+            "time": "2026-11-24T10:00:00Z", "note": "é" * PAYLOAD_BYTES_KEPT}  # fmt: skip
+    many = [{"id": f"bad-{i}", "quantity": 1} for i in range(PAYLOADS_KEPT_PER_BATCH + 5)]
+    with server.client(token) as http:
+        assert http.post("/api/v2/events", json={"events": [huge]}).status_code == 400
+        clock.advance(seconds=1)
+        assert http.post("/api/v2/events", json={"events": many}).status_code == 400
+    with _as(server, keys[Role.VIEWER]) as http:
+        rows = http.get(f"{API}/operations/Acme BPO/rejections", params={"limit": 1000})
+    found = {r["id"]: r for r in rows.json()["data"]}
+    kept = found["big-1"]["sent"]
+    assert kept.startswith('{"id":"big-1","meter":"no_such_meter"') and kept.endswith("...")
+    assert len(kept.encode()) <= PAYLOAD_BYTES_KEPT
+    assert orjson.loads(found["bad-3"]["sent"]) == {"id": "bad-3", "quantity": 1}
+    last = PAYLOADS_KEPT_PER_BATCH + 4
+    assert found[f"bad-{PAYLOADS_KEPT_PER_BATCH - 1}"]["sent"] is not None
+    assert found[f"bad-{last}"]["sent"] is None and found[f"bad-{last}"]["reason"]

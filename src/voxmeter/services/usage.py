@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
+
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.contract.meters import billing_meter
@@ -40,6 +42,18 @@ from voxmeter.storage.base import Store
 from voxmeter.storage.ports import CapExceeded
 
 CONFLICT_REASON = "id already used for a different event"
+# What the rejection debugger keeps of a refused batch as sent: the first
+# events of it, each cut short, so a flood of huge bad batches stays small.
+PAYLOADS_KEPT_PER_BATCH = 100
+PAYLOAD_BYTES_KEPT = 2048
+
+
+def kept_payload(raw: object) -> str:
+    """``raw`` as JSON, cut to at most the bytes kept (never inside a character)."""
+    text = orjson.dumps(raw, default=str)
+    if len(text) <= PAYLOAD_BYTES_KEPT:
+        return text.decode()
+    return text[: PAYLOAD_BYTES_KEPT - 3].decode(errors="ignore") + "..."
 
 
 class UsageService:
@@ -65,7 +79,9 @@ class UsageService:
         """Every event checked; 400 naming each bad one (logged) if any is invalid."""
         events, rejected = validate_batch(raws, operation, self.window(operation, now))
         if rejected:
-            raise await self._refuse(operation, 400, errors.EVENTS_INVALID, rejected, now)
+            raise await self._refuse(
+                operation, 400, errors.EVENTS_INVALID, rejected, now, sent=raws
+            )
         return events
 
     async def store(
@@ -126,11 +142,22 @@ class UsageService:
         msg: str,
         rejected: list[Rejection],
         now: datetime,
+        sent: Sequence[object] = (),
     ) -> errors.ApiError:
-        """Log why the events did not count, and the refusal that says so."""
+        """Log why the events did not count, and the refusal that says so.
+
+        With the batch as ``sent``, a bounded copy of the refused events too.
+        """
         EVENTS.labels("rejected").inc(len(rejected))
         if self._has_room():
             await self._store.log_rejections(operation.id, rejected, now)
+            payloads = [
+                (r.index, kept_payload(sent[r.index]))
+                for r in rejected[:PAYLOADS_KEPT_PER_BATCH]
+                if r.index < len(sent)
+            ]
+            if payloads:
+                await self._store.keep_refused_payloads(operation.id, payloads, now)
         return errors.ApiError(
             status,
             msg,
@@ -200,3 +227,12 @@ class UsageService:
     async def rejections(self, operation: Operation, limit: int) -> list[RejectionRecord]:
         """The latest refused events, newest first, with why."""
         return await self._store.recent_rejections(operation.id, limit)
+
+    async def refused_payloads(
+        self, operation: Operation, rejections: Sequence[RejectionRecord]
+    ) -> dict[tuple[datetime, int], str]:
+        """What was sent of these refused events, where kept, by (arrival, position)."""
+        if not rejections:
+            return {}
+        since = min(r.received_at for r in rejections)
+        return await self._store.refused_payloads(operation.id, since, len(rejections))

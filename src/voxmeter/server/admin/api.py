@@ -449,10 +449,12 @@ async def search_events(request: Request) -> Response:
 async def rejections(request: Request) -> Response:
     console, _ = await admin_caller(request, Role.VIEWER)
     operation = await _operation(console, request)
-    found = await console.services.usage.rejections(operation, _limit(request))
+    usage_service = console.services.usage
+    found = await usage_service.rejections(operation, _limit(request))
+    sent = await usage_service.refused_payloads(operation, found)
     return _found(
         [{"received_at": r.received_at.isoformat(), "index": r.index, "id": r.event_id,
-          "reason": r.reason} for r in found]
+          "reason": r.reason, "sent": sent.get((r.received_at, r.index))} for r in found]
     )  # fmt: skip
 
 
