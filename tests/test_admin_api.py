@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
@@ -22,6 +23,7 @@ from voxmeter.services.admins import (
     LOGIN_FAILURES_PER_ADDRESS,
     LOGIN_FAILURES_PER_NAME,
     LOGIN_WINDOW_SECONDS,
+    LoginThrottle,
 )
 from voxmeter.services.usage import PAYLOAD_BYTES_KEPT, PAYLOADS_KEPT_PER_BATCH
 
@@ -348,3 +350,14 @@ def test_the_rejection_log_shows_what_was_sent_bounded_and_cut_short(
     last = PAYLOADS_KEPT_PER_BATCH + 4
     assert found[f"bad-{PAYLOADS_KEPT_PER_BATCH - 1}"]["sent"] is not None
     assert found[f"bad-{last}"]["sent"] is None and found[f"bad-{last}"]["reason"]
+
+
+def test_the_login_throttle_forgets_the_least_recent_keys_past_its_bound():
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    throttle = LoginThrottle(limit=2, window=timedelta(minutes=1), remembered=3)
+    for key in ("a", "a", "b", "c", "d"):
+        throttle.failed(key, start)
+    # "a" failed first and fewest keys are kept: it is forgotten, the rest are not.
+    assert throttle.wait("a", start) is None
+    throttle.failed("d", start)
+    assert throttle.wait("d", start) == timedelta(minutes=1)

@@ -28,6 +28,8 @@ T = TypeVar("T")
 # Who acts when an identity is made from the command line, with database access.
 COMMAND_LINE = "command line"
 
+MAX_NAME = 100
+
 # Failed logins allowed in a sliding window before further attempts are refused:
 # few per name (password guessing), more per address (an office behind one NAT).
 LOGIN_FAILURES_PER_NAME = 5
@@ -118,8 +120,8 @@ class AdminService:
     ) -> tuple[Identity, str]:
         """A new person (with a generated password) or API key, and its secret, shown once."""
         name = name.strip()
-        if not 1 <= len(name) <= 100 or not name.isprintable():
-            raise errors.invalid_parameter("name", "1 to 100 printable characters")
+        if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
+            raise errors.invalid_parameter("name", f"1 to {MAX_NAME} printable characters")
         if kind is IdentityKind.USER:
             key_id, secret = None, admins.new_password()
             stored = admins.password_hash(secret)
@@ -172,7 +174,10 @@ class AdminService:
         too often lately, before the password is even looked at.
         """
         now = self._clock()
-        waits = [self._by_name.wait(name, now), self._by_address.wait(address, now)]
+        # Cut to one past the longest possible name: a long guess costs no more
+        # memory, and still counts apart from every real name.
+        name_key = name[: MAX_NAME + 1]
+        waits = [self._by_name.wait(name_key, now), self._by_address.wait(address, now)]
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             seconds = str(max(1, math.ceil(wait.total_seconds())))
@@ -183,12 +188,12 @@ class AdminService:
         # The hash is checked even for an unknown name, so timing does not tell names apart.
         stored = admins.DECOY_HASH if found is None else found[1]
         if not admins.password_matches(password, stored) or found is None:
-            self._by_name.failed(name, now)
+            self._by_name.failed(name_key, now)
             self._by_address.failed(address, now)
             raise errors.ApiError(401, errors.ADMIN_LOGIN_FAILED)
         # The name's count starts again; the address's does not, or an attacker
         # with one account of their own could reset it between guesses at others.
-        self._by_name.forget(name)
+        self._by_name.forget(name_key)
         identity = found[0]
         cookie, hashed, csrf = admins.new_session()
         # Expired sessions open nothing, but would pile up: each login sweeps them away.
