@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
+import orjson
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from admin_helpers import make_admin
 from conftest import add_operation, add_token
 from ledger_helpers import ledger_event, record
+from voxmeter.cli import main
 from voxmeter.domain.admins import IdentityKind, Role
-from voxmeter.domain.models import Rejection
+from voxmeter.domain.models import Rejection, TokenScope
+from voxmeter.services.admins import (
+    LOGIN_FAILURES_PER_ADDRESS,
+    LOGIN_FAILURES_PER_NAME,
+    LOGIN_WINDOW_SECONDS,
+    LoginThrottle,
+)
+from voxmeter.services.usage import PAYLOAD_BYTES_KEPT, PAYLOADS_KEPT_PER_BATCH
 
 API = "/admin/api/v1"
 
@@ -258,3 +269,104 @@ def test_the_rejections_listing_says_how_many_were_dropped(server, store, clock,
         answer = http.get(f"{API}/operations/Acme BPO/rejections")
     assert [r["id"] for r in answer.json()["data"]] == ["r-4", "r-3"]
     assert answer.headers["X-Rejections-Dropped"] == "3"
+
+
+def test_repeated_login_failures_are_refused_for_a_while_by_name_and_by_address(
+    server, person, clock
+):
+    name, password = person
+    with httpx.Client(base_url=server.base_url) as http:
+        for _ in range(LOGIN_FAILURES_PER_NAME):
+            wrong = http.post(f"{API}/session", json={"name": name, "password": "wrong"})
+            assert wrong.status_code == 401
+        # Even the right password is refused now: guessing stops, and the wait is told.
+        refused = http.post(f"{API}/session", json={"name": name, "password": password})
+        assert refused.status_code == 429
+        assert refused.json()["msg"] == "TOO MANY FAILED LOGINS; TRY AGAIN LATER"
+        assert 0 < int(refused.headers["retry-after"]) <= LOGIN_WINDOW_SECONDS
+        clock.advance(seconds=LOGIN_WINDOW_SECONDS)
+        assert _login(http, person).status_code == 200
+        # From one address, failures on many names add up too.
+        for attempt in range(LOGIN_FAILURES_PER_ADDRESS):
+            body = {"name": f"guess-{attempt}", "password": "wrong"}
+            assert http.post(f"{API}/session", json=body).status_code == 401
+        refused = http.post(f"{API}/session", json={"name": name, "password": password})
+        assert refused.status_code == 429
+
+
+def test_a_disabled_identity_is_refused_at_once_and_the_disabling_is_audited(
+    server, keys, person, database_url
+):
+    name, password = person
+    with httpx.Client(base_url=server.base_url) as browser:
+        assert _login(browser, person).status_code == 200
+        assert browser.get(f"{API}/whoami").status_code == 200
+        with _as(server, keys[Role.ADMIN]) as http:
+            refused = http.post(f"{API}/identities/{name}/disable")
+            assert refused.status_code == 403  # owners only
+        with _as(server, keys[Role.OWNER]) as http:
+            disabled = http.post(f"{API}/identities/{name}/disable")
+            assert disabled.status_code == 200, disabled.text
+            assert disabled.json()["data"][0]["disabled_at"] is not None
+            again = http.post(f"{API}/identities/{name}/disable")
+            assert again.status_code == 409
+            unknown = http.post(f"{API}/identities/nobody/disable")
+            assert unknown.json()["msg"] == "NO ADMIN NAMED 'nobody'"
+            disabled_key = http.post(f"{API}/identities/viewer-key/disable")
+            assert disabled_key.status_code == 200
+            log = http.get(f"{API}/audit").json()["data"]
+        assert browser.get(f"{API}/whoami").status_code == 401
+        login = browser.post(f"{API}/session", json={"name": name, "password": password})
+        assert login.status_code == 401
+    with _as(server, keys[Role.VIEWER]) as http:
+        assert http.get(f"{API}/operations").status_code == 401
+    disabling = [e for e in log if e["action"] == "identity.disable"]
+    assert [(e["actor"], e["target"]) for e in disabling] == [
+        ("owner-key", "viewer-key"),
+        ("owner-key", name),
+    ]
+    assert disabling[1]["before"]["disabled_at"] is None
+    assert disabling[1]["after"]["disabled_at"] is not None
+    # The command line disables too, refusing what is disabled already.
+    runner = CliRunner()
+    env = {"VOXMETER_DATABASE_URL": database_url}
+    cli = runner.invoke(main, ["admin", "disable", "admin-key"], env=env)
+    assert cli.exit_code == 0, cli.output
+    with _as(server, keys[Role.ADMIN]) as http:
+        assert http.get(f"{API}/operations").status_code == 401
+    cli = runner.invoke(main, ["admin", "disable", "admin-key"], env=env)
+    assert cli.exit_code != 0 and "ALREADY DISABLED" in cli.stderr
+
+
+def test_the_rejection_log_shows_what_was_sent_bounded_and_cut_short(
+    server, store, clock, keys, acme
+):
+    token = asyncio.run(add_token(store, clock, acme, scope=TokenScope.INGEST))
+    huge = {"id": "big-1", "meter": "no_such_meter", "quantity": 1,
+            "time": "2026-11-24T10:00:00Z", "note": "é" * PAYLOAD_BYTES_KEPT}  # fmt: skip
+    many = [{"id": f"bad-{i}", "quantity": 1} for i in range(PAYLOADS_KEPT_PER_BATCH + 5)]
+    with server.client(token) as http:
+        assert http.post("/api/v2/events", json={"events": [huge]}).status_code == 400
+        clock.advance(seconds=1)
+        assert http.post("/api/v2/events", json={"events": many}).status_code == 400
+    with _as(server, keys[Role.VIEWER]) as http:
+        rows = http.get(f"{API}/operations/Acme BPO/rejections", params={"limit": 1000})
+    found = {r["id"]: r for r in rows.json()["data"]}
+    kept = found["big-1"]["sent"]
+    assert kept.startswith('{"id":"big-1","meter":"no_such_meter"') and kept.endswith("...")
+    assert len(kept.encode()) <= PAYLOAD_BYTES_KEPT
+    assert orjson.loads(found["bad-3"]["sent"]) == {"id": "bad-3", "quantity": 1}
+    last = PAYLOADS_KEPT_PER_BATCH + 4
+    assert found[f"bad-{PAYLOADS_KEPT_PER_BATCH - 1}"]["sent"] is not None
+    assert found[f"bad-{last}"]["sent"] is None and found[f"bad-{last}"]["reason"]
+
+
+def test_the_login_throttle_forgets_the_least_recent_keys_past_its_bound():
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    throttle = LoginThrottle(limit=2, window=timedelta(minutes=1), remembered=3)
+    for key in ("a", "a", "b", "c", "d"):
+        throttle.failed(key, start)
+    # "a" failed first and fewest keys are kept: it is forgotten, the rest are not.
+    assert throttle.wait("a", start) is None
+    throttle.failed("d", start)
+    assert throttle.wait("d", start) == timedelta(minutes=1)

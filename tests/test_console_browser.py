@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from pathlib import Path
@@ -38,6 +39,10 @@ def browser():
         launched.close()
 
 
+REFUSED_EVENT = {"id": "bad-1", "meter": "no_such_meter", "quantity": 1,
+                 "time": "2026-11-24T10:00:00Z"}  # fmt: skip
+
+
 @pytest.fixture
 def world(server, store, clock, database_url):
     """Two operations with usage, a refused batch, and an admin person."""
@@ -61,10 +66,8 @@ def world(server, store, clock, database_url):
         )
 
     password, report, ingest = asyncio.run(build())
-    refused = {"events": [{"id": "bad-1", "meter": "no_such_meter", "quantity": 1,
-                           "time": "2026-11-24T10:00:00Z"}]}  # fmt: skip
     with server.client(ingest) as http:
-        assert http.post("/api/v2/events", json=refused).status_code == 400
+        assert http.post("/api/v2/events", json={"events": [REFUSED_EVENT]}).status_code == 400
     return password, report
 
 
@@ -132,6 +135,9 @@ def test_the_console_end_to_end(server, world, browser):
     batch.locator("summary").click()
     assert "bad-1" in batch.inner_text()
     assert "no_such_meter" in batch.locator(".reason").inner_text()
+    # ...and what was sent.
+    sent = json.loads(batch.locator(".sent").inner_text())
+    assert sent == REFUSED_EVENT
     _shot(page, "rejections")
 
     # The portal link shows that operation only, and reaches nothing else.

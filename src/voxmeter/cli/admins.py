@@ -50,3 +50,24 @@ def create(name: str, role: str, as_key: bool) -> None:
     secret = asyncio.run(run())
     click.echo(secret)
     info(f"{kind.value} {name!r} ({role}) created; this secret is shown only now.")
+
+
+@admin.command("disable")
+@click.argument("name")
+def disable(name: str) -> None:
+    """Disable an admin: its password, key and sessions stop working at once."""
+    config = settings()
+    prepare_schema(config.database_url)
+
+    async def run() -> None:
+        store = await open_admin_store(config.database_url)
+        service = AdminService(store, system_clock, timedelta(hours=config.admin_session_hours))
+        try:
+            await service.disable(COMMAND_LINE, name)
+        except ApiError as exc:
+            raise refused(exc) from None
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    info(f"admin {name!r} disabled.")

@@ -56,6 +56,7 @@ class Identity:
     kind: IdentityKind
     key_id: str | None
     created_at: datetime
+    disabled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,7 +204,7 @@ async def _record(
         if rejected:
             # Admitted first: an invalid batch costs its caller one call
             # before it takes room in the rejection log.
-            raise await usage.refuse_invalid(principal.operation, rejected, now)
+            raise await usage.refuse_invalid(principal.operation, rejected, now, raws)
         outcome = await usage.store(principal.operation, events, now)
         summary = {
             "received": len(events),

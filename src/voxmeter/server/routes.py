@@ -46,6 +46,7 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint(f"{admin.PREFIX}/whoami", "GET", admin.whoami),
     Endpoint(f"{admin.PREFIX}/identities", "GET", admin.list_identities),
     Endpoint(f"{admin.PREFIX}/identities", "POST", admin.create_identity),
+    Endpoint(f"{admin.PREFIX}/identities/{{name}}/disable", "POST", admin.disable_identity),
     Endpoint(f"{admin.PREFIX}/overview", "GET", admin.overview),
     Endpoint(f"{admin.PREFIX}/operations", "GET", admin.list_operations),
     Endpoint(f"{admin.PREFIX}/operations", "POST", admin.create_operation),

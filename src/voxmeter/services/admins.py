@@ -7,6 +7,9 @@ with who did it, when, and the target's state before and after.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +27,49 @@ T = TypeVar("T")
 
 # Who acts when an identity is made from the command line, with database access.
 COMMAND_LINE = "command line"
+
+MAX_NAME = 100
+
+# Failed logins allowed in a sliding window before further attempts are refused:
+# few per name (password guessing), more per address (an office behind one NAT).
+LOGIN_FAILURES_PER_NAME = 5
+LOGIN_FAILURES_PER_ADDRESS = 20
+LOGIN_WINDOW_SECONDS = 15 * 60
+# How many names and addresses the limiter remembers; the least recently failed go first.
+LOGIN_KEYS_REMEMBERED = 10_000
+
+
+class LoginThrottle:
+    """Failed logins per key in a sliding window, in bounded memory.
+
+    Each key keeps at most its limit of failure times, and at most
+    ``remembered`` keys are kept, so a flood of made-up names cannot grow it
+    without end. Held per process: with several workers each counts its own.
+    """
+
+    def __init__(self, limit: int, window: timedelta, remembered: int) -> None:
+        self._limit = limit
+        self._window = window
+        self._remembered = remembered
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+
+    def wait(self, key: str, now: datetime) -> timedelta | None:
+        """How long ``key`` must wait before trying again, or None if it may try now."""
+        failures = self._failures.get(key)
+        if failures is None or len(failures) < self._limit:
+            return None
+        opens = failures[0] + self._window
+        return opens - now if opens > now else None
+
+    def failed(self, key: str, now: datetime) -> None:
+        failures = self._failures.pop(key, None) or deque(maxlen=self._limit)
+        failures.append(now)
+        self._failures[key] = failures
+        while len(self._failures) > self._remembered:
+            self._failures.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +109,9 @@ class AdminService:
         self._store = store
         self._clock = clock
         self._session_lifetime = session_lifetime
+        window = timedelta(seconds=LOGIN_WINDOW_SECONDS)
+        self._by_name = LoginThrottle(LOGIN_FAILURES_PER_NAME, window, LOGIN_KEYS_REMEMBERED)
+        self._by_address = LoginThrottle(LOGIN_FAILURES_PER_ADDRESS, window, LOGIN_KEYS_REMEMBERED)
 
     # -- identities -----------------------------------------------------------
 
@@ -71,8 +120,8 @@ class AdminService:
     ) -> tuple[Identity, str]:
         """A new person (with a generated password) or API key, and its secret, shown once."""
         name = name.strip()
-        if not 1 <= len(name) <= 100 or not name.isprintable():
-            raise errors.invalid_parameter("name", "1 to 100 printable characters")
+        if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
+            raise errors.invalid_parameter("name", f"1 to {MAX_NAME} printable characters")
         if kind is IdentityKind.USER:
             key_id, secret = None, admins.new_password()
             stored = admins.password_hash(secret)
@@ -91,6 +140,17 @@ class AdminService:
     async def identities(self) -> list[Identity]:
         return await self._store.identities()
 
+    async def disable(self, actor: str, name: str) -> Identity:
+        """Disable ``name``: its password, key and sessions stop working at once."""
+        disabled = await self._store.disable_identity(name, self._clock())
+        if disabled is None:
+            known = any(identity.name == name for identity in await self._store.identities())
+            message = errors.IDENTITY_DISABLED if known else errors.IDENTITY_UNKNOWN
+            raise errors.ApiError(409 if known else 404, message.format(name=name))
+        before = identity_view(dataclasses.replace(disabled, disabled_at=None))
+        await self.record(actor, "identity.disable", name, before, identity_view(disabled))
+        return disabled
+
     # -- authentication -------------------------------------------------------
 
     async def by_key(self, secret: str) -> Caller:
@@ -107,16 +167,35 @@ class AdminService:
             raise login_required()
         return Caller(found[0], csrf=found[1])
 
-    async def login(self, name: str, password: str) -> Session:
-        """A new session (always a new id, so none planted beforehand survives); 401 if refused."""
+    async def login(self, name: str, password: str, address: str) -> Session:
+        """A new session (always a new id, so none planted beforehand survives).
+
+        401 if refused; 429 once the name or the client ``address`` has failed
+        too often lately, before the password is even looked at.
+        """
+        now = self._clock()
+        # Cut to one past the longest possible name: a long guess costs no more
+        # memory, and still counts apart from every real name.
+        name_key = name[: MAX_NAME + 1]
+        waits = [self._by_name.wait(name_key, now), self._by_address.wait(address, now)]
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is not None:
+            seconds = str(max(1, math.ceil(wait.total_seconds())))
+            raise errors.ApiError(
+                429, errors.ADMIN_LOGIN_THROTTLED, headers={"Retry-After": seconds}
+            )
         found = await self._store.user(name)
         # The hash is checked even for an unknown name, so timing does not tell names apart.
         stored = admins.DECOY_HASH if found is None else found[1]
         if not admins.password_matches(password, stored) or found is None:
+            self._by_name.failed(name_key, now)
+            self._by_address.failed(address, now)
             raise errors.ApiError(401, errors.ADMIN_LOGIN_FAILED)
+        # The name's count starts again; the address's does not, or an attacker
+        # with one account of their own could reset it between guesses at others.
+        self._by_name.forget(name_key)
         identity = found[0]
         cookie, hashed, csrf = admins.new_session()
-        now = self._clock()
         # Expired sessions open nothing, but would pile up: each login sweeps them away.
         await self._store.end_expired_sessions(now)
         expires = now + self._session_lifetime
@@ -164,4 +243,5 @@ def identity_view(identity: Identity) -> dict[str, Any]:
         "kind": identity.kind.value,
         "key_id": identity.key_id,
         "created_at": identity.created_at.isoformat(),
+        "disabled_at": None if identity.disabled_at is None else identity.disabled_at.isoformat(),
     }

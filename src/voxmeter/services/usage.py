@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
+
 from voxmeter.config import Settings
 from voxmeter.contract import errors
 from voxmeter.contract.meters import billing_meter
@@ -40,6 +42,18 @@ from voxmeter.storage.base import Store
 from voxmeter.storage.ports import CapExceeded
 
 CONFLICT_REASON = "id already used for a different event"
+# What the rejection debugger keeps of a refused batch as sent: the first
+# events of it, each cut short, so a flood of huge bad batches stays small.
+PAYLOADS_KEPT_PER_BATCH = 100
+PAYLOAD_BYTES_KEPT = 2048
+
+
+def kept_payload(raw: object) -> str:
+    """``raw`` as JSON, cut to at most the bytes kept (never inside a character)."""
+    text = orjson.dumps(raw, default=str)
+    if len(text) <= PAYLOAD_BYTES_KEPT:
+        return text.decode()
+    return text[: PAYLOAD_BYTES_KEPT - 3].decode(errors="ignore") + "..."
 
 
 class UsageService:
@@ -65,7 +79,7 @@ class UsageService:
         """Every event checked; 400 naming each bad one (logged) if any is invalid."""
         events, rejected = self.check(operation, raws, now)
         if rejected:
-            raise await self.refuse_invalid(operation, rejected, now)
+            raise await self.refuse_invalid(operation, rejected, now, sent=raws)
         return events
 
     def check(
@@ -79,10 +93,14 @@ class UsageService:
         return validate_batch(raws, operation, self.window(operation, now))
 
     async def refuse_invalid(
-        self, operation: Operation, rejected: list[Rejection], now: datetime
+        self,
+        operation: Operation,
+        rejected: list[Rejection],
+        now: datetime,
+        sent: Sequence[object] = (),
     ) -> errors.ApiError:
-        """400 naming each invalid event, logged as refused."""
-        return await self._refuse(operation, 400, errors.EVENTS_INVALID, rejected, now)
+        """400 naming each invalid event, logged as refused (with what was ``sent``)."""
+        return await self._refuse(operation, 400, errors.EVENTS_INVALID, rejected, now, sent)
 
     async def store(
         self, operation: Operation, events: Sequence[LedgerEvent], now: datetime
@@ -142,8 +160,12 @@ class UsageService:
         msg: str,
         rejected: list[Rejection],
         now: datetime,
+        sent: Sequence[object] = (),
     ) -> errors.ApiError:
-        """Log why the events did not count, and the refusal that says so."""
+        """Log why the events did not count, and the refusal that says so.
+
+        With the batch as ``sent``, a bounded copy of the refused events too.
+        """
         EVENTS.labels("rejected").inc(len(rejected))
         if self._has_room():
             await self._store.log_rejections(
@@ -153,6 +175,13 @@ class UsageService:
                 keep_per_operation=self._settings.max_rejections_per_operation,
                 keep=self._settings.max_rejections,
             )
+            payloads = [
+                (r.index, kept_payload(sent[r.index]))
+                for r in rejected[:PAYLOADS_KEPT_PER_BATCH]
+                if r.index < len(sent)
+            ]
+            if payloads:
+                await self._store.keep_refused_payloads(operation.id, payloads, now)
         return errors.ApiError(
             status,
             msg,
@@ -226,3 +255,10 @@ class UsageService:
     async def dropped_rejections(self, operation: Operation) -> int:
         """How many refused events were dropped from the log, oldest first, to bound it."""
         return await self._store.dropped_rejections(operation.id)
+            payloads = [
+                (r.index, kept_payload(sent[r.index]))
+                for r in rejected[:PAYLOADS_KEPT_PER_BATCH]
+                if r.index < len(sent)
+            ]
+            if payloads:
+                await self._store.keep_refused_payloads(operation.id, payloads, now)

@@ -80,14 +80,18 @@ class AdminStore(abc.ABC):
 
     @abc.abstractmethod
     async def user(self, name: str) -> tuple[Identity, bytes] | None:
-        """The person named ``name`` and their stored password hash."""
+        """The enabled person named ``name`` and their stored password hash."""
 
     @abc.abstractmethod
     async def key(self, key_id: str) -> tuple[Identity, bytes] | None:
-        """The API key ``key_id`` and its stored secret hash."""
+        """The enabled API key ``key_id`` and its stored secret hash."""
 
     @abc.abstractmethod
     async def identities(self) -> list[Identity]: ...
+
+    @abc.abstractmethod
+    async def disable_identity(self, name: str, now: datetime) -> Identity | None:
+        """Disable the enabled identity ``name`` and end its sessions; None if there is none."""
 
     # -- sessions -------------------------------------------------------------
 
@@ -98,7 +102,7 @@ class AdminStore(abc.ABC):
 
     @abc.abstractmethod
     async def session(self, session_hash: bytes, now: datetime) -> tuple[Identity, str] | None:
-        """The identity and CSRF token of an unexpired session."""
+        """The enabled identity and CSRF token of an unexpired session."""
 
     @abc.abstractmethod
     async def end_session(self, session_hash: bytes) -> None: ...

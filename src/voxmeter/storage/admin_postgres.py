@@ -19,11 +19,12 @@ from voxmeter.storage.admin import (
 )
 from voxmeter.storage.postgres.connection import Pool, PostgresPart, open_pool
 
-_IDENTITY = "i.id, i.name, i.role, i.kind, i.key_id, i.created_at"
+_COLUMNS = ("id", "name", "role", "kind", "key_id", "created_at", "disabled_at")
+_IDENTITY = ", ".join(f"i.{column}" for column in _COLUMNS)
 
 
 def _identity(row: Sequence[Any]) -> Identity:
-    return Identity(row[0], row[1], Role(row[2]), IdentityKind(row[3]), row[4], row[5])
+    return Identity(row[0], row[1], Role(row[2]), IdentityKind(row[3]), row[4], row[5], row[6])
 
 
 class PostgresAdminStore(PostgresPart, AdminStore):
@@ -60,21 +61,34 @@ class PostgresAdminStore(PostgresPart, AdminStore):
     async def user(self, name: str) -> tuple[Identity, bytes] | None:
         row = await self._one(
             f"SELECT {_IDENTITY}, i.secret_hash FROM admin_identities i"
-            " WHERE i.name = %s AND i.kind = 'user'",
+            " WHERE i.name = %s AND i.kind = 'user' AND i.disabled_at IS NULL",
             (name,),
         )
-        return None if row is None else (_identity(row), bytes(row[6]))
+        return None if row is None else (_identity(row), bytes(row[7]))
 
     async def key(self, key_id: str) -> tuple[Identity, bytes] | None:
         row = await self._one(
-            f"SELECT {_IDENTITY}, i.secret_hash FROM admin_identities i WHERE i.key_id = %s",
+            f"SELECT {_IDENTITY}, i.secret_hash FROM admin_identities i"
+            " WHERE i.key_id = %s AND i.disabled_at IS NULL",
             (key_id,),
         )
-        return None if row is None else (_identity(row), bytes(row[6]))
+        return None if row is None else (_identity(row), bytes(row[7]))
 
     async def identities(self) -> list[Identity]:
         rows = await self._all(f"SELECT {_IDENTITY} FROM admin_identities i ORDER BY i.id")
         return [_identity(row) for row in rows]
+
+    async def disable_identity(self, name: str, now: datetime) -> Identity | None:
+        # One statement: no session outlives the identity's disabling.
+        row = await self._one(
+            "WITH disabled AS (UPDATE admin_identities SET disabled_at = %s"
+            f" WHERE name = %s AND disabled_at IS NULL RETURNING {', '.join(_COLUMNS)}),"
+            " ended AS (DELETE FROM admin_sessions"
+            " WHERE identity_id IN (SELECT id FROM disabled))"
+            " SELECT * FROM disabled",
+            (now, name),
+        )
+        return None if row is None else _identity(row)
 
     async def create_session(
         self, session_hash: bytes, identity_id: int, csrf: str, now: datetime, expires: datetime
@@ -89,10 +103,10 @@ class PostgresAdminStore(PostgresPart, AdminStore):
         row = await self._one(
             f"SELECT {_IDENTITY}, s.csrf FROM admin_sessions s"
             " JOIN admin_identities i ON i.id = s.identity_id"
-            " WHERE s.session_hash = %s AND s.expires_at > %s",
+            " WHERE s.session_hash = %s AND s.expires_at > %s AND i.disabled_at IS NULL",
             (session_hash, now),
         )
-        return None if row is None else (_identity(row), str(row[6]))
+        return None if row is None else (_identity(row), str(row[7]))
 
     async def end_session(self, session_hash: bytes) -> None:
         async with self._pool.connection() as conn:

@@ -20,7 +20,8 @@ from voxmeter.storage.admin import (
 )
 from voxmeter.storage.sqlite import sqlite_path
 
-_IDENTITY = "i.id, i.name, i.role, i.kind, i.key_id, i.created_at"
+_COLUMNS = ("id", "name", "role", "kind", "key_id", "created_at", "disabled_at")
+_IDENTITY = ", ".join(f"i.{column}" for column in _COLUMNS)
 
 
 def _moment(micros: int) -> datetime:
@@ -35,6 +36,7 @@ def _identity(row: Sequence[Any]) -> Identity:
         kind=IdentityKind(row[3]),
         key_id=row[4],
         created_at=_moment(row[5]),
+        disabled_at=None if row[6] is None else _moment(row[6]),
     )
 
 
@@ -70,21 +72,34 @@ class SQLiteAdminStore(AdminStore):
     async def user(self, name: str) -> tuple[Identity, bytes] | None:
         row = self._db.execute(
             f"SELECT {_IDENTITY}, i.secret_hash FROM admin_identities i"
-            " WHERE i.name = ? AND i.kind = 'user'",
+            " WHERE i.name = ? AND i.kind = 'user' AND i.disabled_at IS NULL",
             (name,),
         ).fetchone()
-        return None if row is None else (_identity(row), bytes(row[6]))
+        return None if row is None else (_identity(row), bytes(row[7]))
 
     async def key(self, key_id: str) -> tuple[Identity, bytes] | None:
         row = self._db.execute(
-            f"SELECT {_IDENTITY}, i.secret_hash FROM admin_identities i WHERE i.key_id = ?",
+            f"SELECT {_IDENTITY}, i.secret_hash FROM admin_identities i"
+            " WHERE i.key_id = ? AND i.disabled_at IS NULL",
             (key_id,),
         ).fetchone()
-        return None if row is None else (_identity(row), bytes(row[6]))
+        return None if row is None else (_identity(row), bytes(row[7]))
 
     async def identities(self) -> list[Identity]:
         rows = self._db.execute(f"SELECT {_IDENTITY} FROM admin_identities i ORDER BY i.id")
         return [_identity(row) for row in rows]
+
+    async def disable_identity(self, name: str, now: datetime) -> Identity | None:
+        with self._db:  # one transaction: no session outlives the identity's disabling
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "UPDATE admin_identities SET disabled_at = ?"
+                f" WHERE name = ? AND disabled_at IS NULL RETURNING {', '.join(_COLUMNS)}",
+                (utc_micros(now), name),
+            ).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM admin_sessions WHERE identity_id = ?", (row[0],))
+        return None if row is None else _identity(row)
 
     async def create_session(
         self, session_hash: bytes, identity_id: int, csrf: str, now: datetime, expires: datetime
@@ -99,10 +114,10 @@ class SQLiteAdminStore(AdminStore):
         row = self._db.execute(
             f"SELECT {_IDENTITY}, s.csrf FROM admin_sessions s"
             " JOIN admin_identities i ON i.id = s.identity_id"
-            " WHERE s.session_hash = ? AND s.expires_at > ?",
+            " WHERE s.session_hash = ? AND s.expires_at > ? AND i.disabled_at IS NULL",
             (session_hash, utc_micros(now)),
         ).fetchone()
-        return None if row is None else (_identity(row), str(row[6]))
+        return None if row is None else (_identity(row), str(row[7]))
 
     async def end_session(self, session_hash: bytes) -> None:
         self._db.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (session_hash,))

@@ -256,6 +256,21 @@ class LedgerStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def keep_refused_payloads(
+        self, operation_id: int, payloads: Sequence[tuple[int, str]], now: datetime
+    ) -> None:
+        """Keep (position in batch, event as sent) of a batch refused at ``now``."""
+
+    @abc.abstractmethod
+    async def refused_payloads(
+        self, operation_id: int, since: datetime, limit: int
+    ) -> dict[tuple[datetime, int], str]:
+        """Events as sent, by (arrival, position), of batches refused at or after ``since``.
+
+        The latest ``limit``; of two batches refused at one instant, the later.
+        """
+
+    @abc.abstractmethod
     async def recent_events(
         self,
         operation_id: int,

@@ -187,7 +187,9 @@ async def _archived(console: ConsoleServices, operation: Operation) -> bool:
 async def login(request: Request) -> Response:
     document = await _object(request)
     name, password = _field(document, "name", str, ""), _field(document, "password", str, "")
-    session = await console_of(request).admins.login(name, password)
+    # The peer's address: behind a proxy, the proxy's own (forwarded headers can be forged).
+    address = request.client.host if request.client is not None else ""
+    session = await console_of(request).admins.login(name, password, address)
     response = _done(
         "LOGGED IN",
         [{"name": session.identity.name, "role": session.identity.role.value,
@@ -227,6 +229,12 @@ async def create_identity(request: Request) -> Response:
         caller.name, _field(document, "name", str, ""), role, kind
     )
     return _done("ADMIN CREATED", [{**identity_view(identity), "secret": secret}])
+
+
+async def disable_identity(request: Request) -> Response:
+    console, caller = await admin_caller(request, Role.OWNER)
+    identity = await console.admins.disable(caller.name, request.path_params["name"])
+    return _done("ADMIN DISABLED", [identity_view(identity)])
 
 
 # -- operations ----------------------------------------------------------------
@@ -441,10 +449,13 @@ async def search_events(request: Request) -> Response:
 async def rejections(request: Request) -> Response:
     console, _ = await admin_caller(request, Role.VIEWER)
     operation = await _operation(console, request)
-    found = await console.services.usage.rejections(operation, _limit(request))
-    dropped = await console.services.usage.dropped_rejections(operation)
+    usage_service = console.services.usage
+    found = await usage_service.rejections(operation, _limit(request))
+    dropped = await usage_service.dropped_rejections(operation)
+    sent = await usage_service.refused_payloads(operation, found)
     data = [{"received_at": r.received_at.isoformat(), "index": r.index, "id": r.event_id,
-             "reason": r.reason} for r in found]  # fmt: skip
+             "reason": r.reason, "sent": sent.get((r.received_at, r.index))}
+            for r in found]  # fmt: skip
     return responses.success(
         CodeType.NUMBER,
         messages.RECORDS_FOUND.format(count=len(data)),

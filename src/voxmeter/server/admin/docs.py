@@ -125,6 +125,9 @@ def paths() -> dict[str, Any]:
             "post": _call("Create a person or API key (name, role, kind): secret shown once",
                           "owner", body=True, done="ADMIN CREATED"),
         },
+        f"{PREFIX}/identities/{{name}}/disable": {"post": _call(
+            "Disable a person or API key: its password, key and sessions stop working",
+            "owner", [_path("name")], done="ADMIN DISABLED")},
         f"{PREFIX}/overview": {"get": _call(
             "Every operation: month to date per meter, same day last month, calls today",
             "viewer")},

@@ -119,9 +119,12 @@ async def events_page(request: Request) -> Response:
     except errors.ApiError as exc:
         return _refused(request, caller, exc)
     rejections = await console.services.usage.rejections(operation, MAX_LIMIT)
+    sent = await console.services.usage.refused_payloads(operation, rejections)
     batches: dict[str, list[Any]] = {}
     for rejection in rejections:
-        batches.setdefault(rejection.received_at.isoformat(), []).append(rejection)
+        batches.setdefault(rejection.received_at.isoformat(), []).append(
+            (rejection, sent.get((rejection.received_at, rejection.index)))
+        )
     return _page(
         request, "events.html", caller, operation=operation, events=events, batches=batches,
         meter=meter or "", event_id=query.get("id", ""),

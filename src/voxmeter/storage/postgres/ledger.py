@@ -268,6 +268,25 @@ class PostgresLedger(PostgresPart, LedgerStore):
             assert newest is not None
             await _drop_rejections(conn, newest[0] - keep + 1, None)
 
+    async def keep_refused_payloads(
+        self, operation_id: int, payloads: Sequence[tuple[int, str]], now: datetime
+    ) -> None:
+        await self._all(
+            "INSERT INTO refused_payloads (operation_id, received_at, event_index, payload)"
+            " SELECT %s, %s, unnest(%s::integer[]), unnest(%s::text[]) RETURNING seq",
+            (operation_id, now, [index for index, _ in payloads], [p for _, p in payloads]),
+        )
+
+    async def refused_payloads(
+        self, operation_id: int, since: datetime, limit: int
+    ) -> dict[tuple[datetime, int], str]:
+        rows = await self._all(
+            "SELECT received_at, event_index, payload FROM refused_payloads"
+            " WHERE operation_id = %s AND received_at >= %s ORDER BY seq DESC LIMIT %s",
+            (operation_id, since, limit),
+        )
+        return {(received, index): payload for received, index, payload in reversed(rows)}
+
     async def recent_events(
         self,
         operation_id: int,

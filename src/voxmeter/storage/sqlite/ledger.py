@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from voxmeter.contract.meters import GAUGE_METERS
-from voxmeter.domain.clock import utc_micros
+from voxmeter.domain.clock import EPOCH, utc_micros
 from voxmeter.domain.ledger import (
     DayFigures,
     EventState,
@@ -202,6 +202,30 @@ class SQLiteLedger(SQLitePart, LedgerStore):
             # (gaps left by rolled-back inserts only make it keep fewer).
             (newest,) = db.execute("SELECT max(seq) FROM rejections").fetchone()
             _drop_rejections(db, newest - keep + 1, None)
+
+    async def keep_refused_payloads(
+        self, operation_id: int, payloads: Sequence[tuple[int, str]], now: datetime
+    ) -> None:
+        received = utc_micros(now)
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO refused_payloads (operation_id, received_at, event_index, payload)"
+                " VALUES (?, ?, ?, ?)",
+                [(operation_id, received, index, payload) for index, payload in payloads],
+            )
+
+    async def refused_payloads(
+        self, operation_id: int, since: datetime, limit: int
+    ) -> dict[tuple[datetime, int], str]:
+        rows = self._db.execute(
+            "SELECT received_at, event_index, payload FROM refused_payloads"
+            " WHERE operation_id = ? AND received_at >= ? ORDER BY seq DESC LIMIT ?",
+            (operation_id, utc_micros(since), limit),
+        ).fetchall()
+        return {
+            (EPOCH + timedelta(microseconds=received), index): payload
+            for received, index, payload in reversed(rows)
+        }
 
     async def recent_events(
         self,
