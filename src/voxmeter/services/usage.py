@@ -255,10 +255,12 @@ class UsageService:
     async def dropped_rejections(self, operation: Operation) -> int:
         """How many refused events were dropped from the log, oldest first, to bound it."""
         return await self._store.dropped_rejections(operation.id)
-            payloads = [
-                (r.index, kept_payload(sent[r.index]))
-                for r in rejected[:PAYLOADS_KEPT_PER_BATCH]
-                if r.index < len(sent)
-            ]
-            if payloads:
-                await self._store.keep_refused_payloads(operation.id, payloads, now)
+
+    async def refused_payloads(
+        self, operation: Operation, rejections: Sequence[RejectionRecord]
+    ) -> dict[tuple[datetime, int], str]:
+        """What was sent of these refused events, where kept, by (arrival, position)."""
+        if not rejections:
+            return {}
+        since = min(r.received_at for r in rejections)
+        return await self._store.refused_payloads(operation.id, since, len(rejections))
