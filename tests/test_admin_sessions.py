@@ -35,8 +35,8 @@ async def test_expired_sessions_are_refused_then_swept_at_the_next_login(
     try:
         service = AdminService(admin_store, clock, timedelta(hours=12))
         _, password = await service.create(COMMAND_LINE, "Ana", Role.ADMIN, IdentityKind.USER)
-        first = await service.login("Ana", password)
-        second = await service.login("Ana", password)
+        first = await service.login("Ana", password, "127.0.0.1")
+        second = await service.login("Ana", password, "127.0.0.1")
         assert session_rows(database_url) == 2
 
         clock.advance(hours=12)
@@ -45,7 +45,7 @@ async def test_expired_sessions_are_refused_then_swept_at_the_next_login(
         assert refused.value.status == 401
         assert session_rows(database_url) == 2  # expired, still stored
 
-        third = await service.login("Ana", password)
+        third = await service.login("Ana", password, "127.0.0.1")
         assert session_rows(database_url) == 1
         assert (await service.by_session(third.cookie)).name == "Ana"
         with pytest.raises(ApiError):
