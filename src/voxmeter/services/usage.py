@@ -48,9 +48,16 @@ PAYLOADS_KEPT_PER_BATCH = 100
 PAYLOAD_BYTES_KEPT = 2048
 
 
+NOT_KEPT_TOO_DEEP = "(not kept: nested deeper than JSON can be written back)"
+
+
 def kept_payload(raw: object) -> str:
     """``raw`` as JSON, cut to at most the bytes kept (never inside a character)."""
-    text = orjson.dumps(raw, default=str)
+    try:
+        text = orjson.dumps(raw, default=str)
+    except orjson.JSONEncodeError:
+        # Refused for its depth in the first place: say so rather than fail the refusal.
+        return NOT_KEPT_TOO_DEEP
     if len(text) <= PAYLOAD_BYTES_KEPT:
         return text.decode()
     return text[: PAYLOAD_BYTES_KEPT - 3].decode(errors="ignore") + "..."
