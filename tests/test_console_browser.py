@@ -131,6 +131,9 @@ def test_the_console_end_to_end(server, world, browser):
 
     # The rejection debugger shows the refused batch and why.
     page.click("text=Events and rejections")
+    # Quantities as the meter counts them: 3 IVR minutes, not 3000 thousandths.
+    minutes = page.locator('#events tr[data-event="m-1"] td.num')
+    assert minutes.all_inner_texts() == ["3", "3"]
     batch = page.locator("#rejections details.batch").first
     batch.locator("summary").click()
     assert "bad-1" in batch.inner_text()

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voxmeter.contract import errors, messages, wire
-from voxmeter.contract.meters import BILLING_METERS, CodeType
+from voxmeter.contract.meters import BILLING_METERS, CodeType, billing_meter
+from voxmeter.contract.quantities import format_items
 from voxmeter.domain.admins import AuditEntry, IdentityKind, Role
 from voxmeter.domain.models import Operation, TokenScope
 from voxmeter.server import responses
@@ -148,12 +149,20 @@ def summary_view(summary: OperationSummary) -> dict[str, Any]:
     }
 
 
+def meter_quantity(scaled: int | None, meter: str) -> str | None:
+    """A stored (scaled) quantity as its meter counts it, as the reports show it."""
+    if scaled is None:
+        return None
+    found = billing_meter(meter)
+    return format_items(scaled, found.kind.scale if found else 0)
+
+
 def event_view(row: EventRow) -> dict[str, Any]:
     return {
         "id": row.event_id,
         "meter": row.meter,
-        "quantity": row.quantity,
-        "effective_quantity": row.effective_quantity,
+        "quantity": meter_quantity(row.quantity, row.meter),
+        "effective_quantity": meter_quantity(row.effective_quantity, row.meter),
         "state": row.state,
         "time": row.occurred_at.isoformat(),
         "received_at": row.received_at.isoformat(),

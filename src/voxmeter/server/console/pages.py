@@ -22,7 +22,7 @@ from voxmeter.contract import errors
 from voxmeter.contract.meters import BILLING_METERS
 from voxmeter.contract.services import SERVICE_FLAGS
 from voxmeter.server.admin.alerts import alert_view, cap_view, delivery_view, rule_view
-from voxmeter.server.admin.api import MAX_LIMIT
+from voxmeter.server.admin.api import MAX_LIMIT, meter_quantity
 from voxmeter.server.admin.auth import console_of, session_caller
 from voxmeter.server.admin.statements import MAX_NUMBER_DIGITS, statement_summary
 from voxmeter.services.admins import Caller
@@ -35,6 +35,7 @@ RECENT_ALERTS = 100
 HERE = Path(__file__).parent
 STATIC = (HERE / "static").resolve()
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["meter_quantity"] = meter_quantity
 DESCRIPTIONS = {meter.api: meter.description for meter in BILLING_METERS}
 # Pages are the console's own: no other origin may frame them or run scripts in them.
 _HEADERS = {
